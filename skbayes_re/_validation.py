@@ -1,0 +1,192 @@
+"""Data handling: input validation, grouping columns, label encoding, standardisation.
+
+Nothing here knows about PyMC. The estimators call these helpers to turn user input into
+float arrays of fixed effects plus integer group codes, and to put data on the standardised
+scale the priors are stated on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils.validation import validate_data
+
+__all__ = [
+    "GroupEncoder",
+    "Standardizer",
+    "resolve_group_columns",
+    "seed_from_random_state",
+    "split_features_and_groups",
+    "validate_target",
+]
+
+
+def seed_from_random_state(random_state) -> int:
+    """Turn a scikit-learn ``random_state`` into one integer seed for NumPy's Generator."""
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def validate_target(y) -> np.ndarray:
+    """Return ``y`` as a finite 1-D float array (a column vector is accepted with a warning)."""
+    from sklearn.utils.validation import column_or_1d
+
+    y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+    return column_or_1d(y, warn=True).astype(np.float64, copy=False)
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Column means and scales; constant columns get scale 1 so they stay finite."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> Standardizer:
+        mean = np.mean(values, axis=0)
+        scale = np.std(values, axis=0)
+        scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
+        return cls(mean=np.asarray(mean, dtype=float), scale=np.asarray(scale, dtype=float))
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.mean) / self.scale
+
+
+def _is_group_dtype(dtype) -> bool:
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_object_dtype(dtype)
+        or pd.api.types.is_string_dtype(dtype)
+    )
+
+
+def resolve_group_columns(X, groups, n_features: int) -> list[int]:
+    """Positions of the grouping columns named by ``groups`` (see the estimators' docs)."""
+    is_frame = isinstance(X, pd.DataFrame)
+    if groups is None:
+        return []
+    if isinstance(groups, str):
+        if groups == "from_dtype":
+            if not is_frame:
+                return []
+            return [i for i, dtype in enumerate(X.dtypes) if _is_group_dtype(dtype)]
+        groups = [groups]
+    groups = list(groups)
+    if not groups:
+        return []
+    if all(isinstance(g, (bool, np.bool_)) for g in groups):
+        if len(groups) != n_features:
+            raise ValueError(
+                f"groups is a boolean mask of length {len(groups)}, but X has "
+                f"{n_features} columns."
+            )
+        return [i for i, flag in enumerate(groups) if flag]
+    if all(isinstance(g, (int, np.integer)) for g in groups):
+        return [_check_position(int(g), n_features) for g in groups]
+    if all(isinstance(g, str) for g in groups):
+        return [_position_of_name(X, name) for name in groups]
+    raise ValueError(
+        "groups must be 'from_dtype', a list of column names, a list of integer positions "
+        f"or a boolean mask; got {groups!r}."
+    )
+
+
+def _check_position(position: int, n_features: int) -> int:
+    if not -n_features <= position < n_features:
+        raise ValueError(
+            f"Grouping column position {position} is out of range for X with "
+            f"{n_features} columns."
+        )
+    return position % n_features
+
+
+def _position_of_name(X, name: str) -> int:
+    if not isinstance(X, pd.DataFrame):
+        raise ValueError(
+            f"Grouping column {name!r} is given by name, but X is not a pandas DataFrame "
+            "with column names; pass integer positions or a boolean mask instead."
+        )
+    columns = list(map(str, X.columns))
+    if name not in columns:
+        raise ValueError(f"Grouping column {name!r} is not a column of X.")
+    return columns.index(name)
+
+
+def _as_2d_input(X):
+    """Check shape/sparsity/complexity without forcing a numeric dtype (labels may be text)."""
+    if isinstance(X, pd.DataFrame):
+        if X.shape[0] == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
+            )
+        return X
+    return check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=False)
+
+
+def split_features_and_groups(estimator, X, groups, *, reset: bool):
+    """Validate ``X`` and split it into a float feature matrix and raw group-label columns.
+
+    Returns ``(features, labels, group_positions)`` where ``features`` is a finite float64
+    array of the non-grouping columns and ``labels`` a list of 1-D object arrays.
+    """
+    X = _as_2d_input(X)
+    validate_data(estimator, X, skip_check_array=True, reset=reset)
+    n_features = X.shape[1]
+    positions = resolve_group_columns(X, groups, n_features)
+    feature_positions = [i for i in range(n_features) if i not in set(positions)]
+    if isinstance(X, pd.DataFrame):
+        feature_part = X.iloc[:, feature_positions]
+        label_columns = [X.iloc[:, i].to_numpy(dtype=object) for i in positions]
+    else:
+        feature_part = X[:, feature_positions]
+        label_columns = [np.asarray(X[:, i], dtype=object) for i in positions]
+    features = check_array(
+        feature_part,
+        dtype=np.float64,
+        ensure_min_features=0 if positions else 1,
+        input_name="X",
+    )
+    return features, label_columns, positions
+
+
+def _is_missing(labels: np.ndarray) -> np.ndarray:
+    return np.asarray(pd.isna(labels), dtype=bool)
+
+
+class GroupEncoder:
+    """Map the labels of one grouping column to integer codes.
+
+    Seen labels get codes ``0 .. n_groups-1`` in sorted order when sortable. Unseen or
+    missing labels get ``-1`` at transform time.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def fit(self, labels: np.ndarray) -> GroupEncoder:
+        present = labels[~_is_missing(labels)]
+        if present.size == 0:
+            raise ValueError(
+                f"Grouping column {self.name!r} has no non-missing labels; it cannot define "
+                "groups."
+            )
+        unique = pd.unique(pd.Series(present, dtype=object))
+        try:
+            unique = np.array(sorted(unique), dtype=object)
+        except TypeError:
+            unique = np.asarray(unique, dtype=object)
+        self.categories_ = unique
+        self._index = pd.Index(unique, dtype=object)
+        return self
+
+    def transform(self, labels: np.ndarray) -> np.ndarray:
+        codes = self._index.get_indexer(pd.Index(labels, dtype=object))
+        codes[_is_missing(labels)] = -1
+        return codes.astype(np.int64)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.categories_)

