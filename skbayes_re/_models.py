@@ -20,6 +20,7 @@ import pytensor.tensor as pt
 
 __all__ = [
     "build_gaussian_re_model",
+    "gaussian_re_init",
     "gaussian_re_statistics",
     "gaussian_re_structure",
     "gaussian_re_to_original",
@@ -62,9 +63,24 @@ def gaussian_re_statistics(
 
 
 def gaussian_re_structure(data: dict[str, np.ndarray]) -> tuple:
-    """What fixes the compiled graph: the number of features and of grouping factors."""
+    """What fixes the compiled graph: whether there are features, and how many grouping
+    factors (row, feature and group counts stay symbolic)."""
     n_factors = sum(1 for name in data if name.startswith("ysum_"))
-    return ("gaussian_re", int(data["wty"].shape[0]) - 1, n_factors)
+    return ("gaussian_re", int(data["wty"].shape[0]) > 1, n_factors)
+
+
+def _dot(a, b):
+    """Vector inner product as an elementwise product and a sum.
+
+    Written without BLAS ops so that the whole ELBO graph has C code and compiles into a
+    single module (no optimised BLAS is assumed); these products are tiny (features x groups).
+    """
+    return pt.sum(a * b)
+
+
+def _quadratic(matrix, left, right):
+    """``left @ matrix @ right`` without BLAS ops (see ``_dot``)."""
+    return pt.sum(matrix * left[:, None] * right[None, :])
 
 
 def build_gaussian_re_model(data: dict[str, np.ndarray]) -> pm.Model:
@@ -73,17 +89,17 @@ def build_gaussian_re_model(data: dict[str, np.ndarray]) -> pm.Model:
     Priors (standardised scale, ``s = prior_scale``): ``alpha, beta ~ Normal(0, s)``,
     ``sigma, sigma_k ~ HalfNormal(s)``, ``z_k ~ Normal(0, 1)`` (non-centred intercepts).
     """
-    _, n_features, n_factors = gaussian_re_structure(data)
-    with pm.Model() as model:
+    _, has_features, n_factors = gaussian_re_structure(data)
+    with pm.Model(check_bounds=False) as model:
         box = {name: pm.Data(name, value) for name, value in data.items()}
         scale = box["prior_scale"]
         alpha = pm.Normal("alpha", 0.0, scale)
         coefs = [alpha[None]]
-        if n_features:
-            coefs.append(pm.Normal("beta", 0.0, scale, shape=n_features))
+        if has_features:
+            coefs.append(pm.Normal("beta", 0.0, scale, shape=(box["wty"].shape[0] - 1,)))
         b = pt.concatenate(coefs)
         sigma = pm.HalfNormal("sigma", scale)
-        rss = box["yty"] - 2.0 * b @ box["wty"] + b @ box["wtw"] @ b
+        rss = box["yty"] - 2.0 * _dot(b, box["wty"]) + _quadratic(box["wtw"], b, b)
         effects = []
         for k in range(n_factors):
             counts = box[f"wtz_{k}"][0]
@@ -92,8 +108,8 @@ def build_gaussian_re_model(data: dict[str, np.ndarray]) -> pm.Model:
             u_k = sigma_k * z_k
             effects.append(u_k)
             rss += (
-                -2.0 * u_k @ box[f"ysum_{k}"]
-                + 2.0 * b @ box[f"wtz_{k}"] @ u_k
+                -2.0 * _dot(u_k, box[f"ysum_{k}"])
+                + 2.0 * _quadratic(box[f"wtz_{k}"], b, u_k)
                 + pt.sum(counts * u_k**2)
             )
         for k, m in itertools.combinations(range(n_factors), 2):
@@ -131,3 +147,25 @@ def gaussian_re_to_original(draws, x_scaler, y_scaler, n_groups: list[int]) -> d
         "effects": effects,
         "group_sd": group_sd,
     }
+
+
+def gaussian_re_init(data: dict[str, np.ndarray]):
+    """Starting means for ADVI: the least-squares fit for the coefficients and noise, small
+    group scales and zero group offsets (all on the unconstrained, standardised scale)."""
+    wtw, wty = data["wtw"], data["wty"]
+    ridge = 1e-6 * np.trace(wtw) / max(1, wtw.shape[0]) + 1e-12
+    b = np.linalg.solve(wtw + ridge * np.eye(wtw.shape[0]), wty)
+    n_obs = max(float(data["n_obs"]), 1.0)
+    rss = float(data["yty"] - 2.0 * b @ wty + b @ wtw @ b)
+    noise_sd = np.sqrt(max(rss / n_obs, 1e-4))
+
+    def init(shapes: dict, rng: np.random.Generator) -> dict:
+        start = {"alpha": np.asarray(b[0]), "sigma_log__": np.asarray(np.log(noise_sd))}
+        if "beta" in shapes:
+            start["beta"] = b[1:]
+        for name in shapes:
+            if name.startswith("sigma_group_"):
+                start[name] = np.asarray(np.log(0.1))
+        return start
+
+    return init

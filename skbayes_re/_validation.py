@@ -33,6 +33,8 @@ def validate_target(y) -> np.ndarray:
     """Return ``y`` as a finite 1-D float array (a column vector is accepted with a warning)."""
     from sklearn.utils.validation import column_or_1d
 
+    if y is None:
+        raise ValueError("This estimator requires y to be passed, but the target y is None.")
     y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
     return column_or_1d(y, warn=True).astype(np.float64, copy=False)
 
@@ -80,8 +82,7 @@ def resolve_group_columns(X, groups, n_features: int) -> list[int]:
     if all(isinstance(g, (bool, np.bool_)) for g in groups):
         if len(groups) != n_features:
             raise ValueError(
-                f"groups is a boolean mask of length {len(groups)}, but X has "
-                f"{n_features} columns."
+                f"groups is a boolean mask of length {len(groups)}, but X has {n_features} columns."
             )
         return [i for i, flag in enumerate(groups) if flag]
     if all(isinstance(g, (int, np.integer)) for g in groups):
@@ -97,8 +98,7 @@ def resolve_group_columns(X, groups, n_features: int) -> list[int]:
 def _check_position(position: int, n_features: int) -> int:
     if not -n_features <= position < n_features:
         raise ValueError(
-            f"Grouping column position {position} is out of range for X with "
-            f"{n_features} columns."
+            f"Grouping column position {position} is out of range for X with {n_features} columns."
         )
     return position % n_features
 
@@ -123,7 +123,9 @@ def _as_2d_input(X):
                 f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
             )
         return X
-    return check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=False)
+    # A plain array is validated like any scikit-learn input (finite everywhere); missing
+    # group labels are a DataFrame feature.
+    return check_array(X, dtype=None, accept_sparse=False)
 
 
 def split_features_and_groups(estimator, X, groups, *, reset: bool):
@@ -156,6 +158,21 @@ def _is_missing(labels: np.ndarray) -> np.ndarray:
     return np.asarray(pd.isna(labels), dtype=bool)
 
 
+def _check_labels(labels: np.ndarray, name: str) -> None:
+    """Labels must be hashable, and numeric ones finite (NaN means a missing label)."""
+    for label in labels:
+        try:
+            hash(label)
+        except TypeError:
+            raise TypeError(
+                f"Grouping column {name!r} holds an unhashable label {label!r}; each label "
+                "argument must be a string or a number."
+            ) from None
+    numeric = np.array([isinstance(v, (float, np.floating)) for v in labels], dtype=bool)
+    if numeric.any() and np.isinf(labels[numeric].astype(float)).any():
+        raise ValueError(f"Input X contains infinity in grouping column {name!r}.")
+
+
 class GroupEncoder:
     """Map the labels of one grouping column to integer codes.
 
@@ -167,11 +184,11 @@ class GroupEncoder:
         self.name = name
 
     def fit(self, labels: np.ndarray) -> GroupEncoder:
+        _check_labels(labels, self.name)
         present = labels[~_is_missing(labels)]
         if present.size == 0:
             raise ValueError(
-                f"Grouping column {self.name!r} has no non-missing labels; it cannot define "
-                "groups."
+                f"Grouping column {self.name!r} has no non-missing labels; it cannot define groups."
             )
         unique = pd.unique(pd.Series(present, dtype=object))
         try:
@@ -183,6 +200,7 @@ class GroupEncoder:
         return self
 
     def transform(self, labels: np.ndarray) -> np.ndarray:
+        _check_labels(labels, self.name)
         codes = self._index.get_indexer(pd.Index(labels, dtype=object))
         codes[_is_missing(labels)] = -1
         return codes.astype(np.int64)

@@ -1,0 +1,7 @@
+"""scikit-learn estimators for Bayesian regression with random effects, fitted by ADVI."""
+
+from .linear_model import BayesianLinearRegressor
+from .random_effects import RandomInterceptRegressor
+
+__all__ = ["BayesianLinearRegressor", "RandomInterceptRegressor"]
+__version__ = "0.1.0"

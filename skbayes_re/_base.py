@@ -1,0 +1,291 @@
+"""The shared estimator base: fit driver, group handling and posterior predictive methods.
+
+A subclass states its model through three hooks:
+
+* ``_inference_spec(features, target, codes, n_groups)``: what to hand the ADVI engine (structure
+  key, model builder, data, initialiser), given standardised arrays and group codes;
+* ``_store_fit(draws, n_seen)``: turn the engine's standardised-scale draws into fitted
+  attributes and the original-scale draws kept for prediction;
+* ``_mean_function(features)``: the population-level mean of each row under each stored draw,
+  shape ``(n_rows, n_draws)``, on the original scale.
+
+Everything else (validation, standardisation, group encoding, unseen groups, ``predict``,
+``predict_interval``, ``sample_y``, ``posterior_``) is here, once. Prediction is NumPy only:
+the PyMC stack is imported when a model is fitted, never when a fitted one predicts.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.utils import check_consistent_length
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._predictive import mixture_mean_std, mixture_quantile, mixture_sample
+from ._validation import (
+    GroupEncoder,
+    Standardizer,
+    seed_from_random_state,
+    split_features_and_groups,
+    validate_target,
+)
+
+__all__ = ["BaseBayesianRegressor"]
+
+_CHUNK_CELLS = 2_000_000  # rows x draws evaluated at once when predicting
+
+
+class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
+    """Common machinery of the skbayes_re estimators (not for direct use)."""
+
+    _parameter_constraints: dict = {
+        "method": [StrOptions({"advi", "fullrank_advi"})],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_posterior_samples": [Interval(numbers.Integral, 1, None, closed="left")],
+        "prior_scale": [Interval(numbers.Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # ------------------------------------------------------------------ hooks
+    def _group_selection(self):
+        return None
+
+    def _inference_spec(self, features, target, codes, n_groups) -> dict:
+        raise NotImplementedError
+
+    def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
+        raise NotImplementedError
+
+    def _mean_function(self, features: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # -------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the model by ADVI.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Features; grouping columns (see ``groups``) may hold any hashable labels.
+        y : array-like of shape (n_samples,)
+            Target values.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        features, labels, positions = split_features_and_groups(
+            self, X, self._group_selection(), reset=True
+        )
+        target = validate_target(y)
+        check_consistent_length(features, target)
+        self._x_scaler = Standardizer.fit(features)
+        self._y_scaler = Standardizer.fit(target)
+        self._group_positions = positions
+        self._group_names = [self._column_name(X, i) for i in positions]
+        codes, n_groups, n_seen = self._encode_for_fit(labels)
+        spec = self._inference_spec(
+            self._x_scaler.transform(features), self._y_scaler.transform(target), codes, n_groups
+        )
+        result = self._run_engine(spec, n_obs=len(target))
+        self._draws = self._store_fit(result.draws, n_seen)
+        self.sigma_ = float(np.mean(self._draws["sigma"]))
+        self._store_groups(n_seen)
+        self.loss_curve_ = result.loss_curve
+        self.n_iter_ = result.n_iter
+        self.fit_timings_ = dict(result.timings)
+        return self
+
+    def _run_engine(self, spec: dict, n_obs: int):
+        from ._inference import fit_advi
+
+        return fit_advi(
+            spec["key"],
+            spec["build"],
+            spec["data"],
+            n_obs=n_obs,
+            method=self.method,
+            learning_rate=self.learning_rate,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            n_draws=self.n_posterior_samples,
+            random_state=seed_from_random_state(self.random_state),
+            verbose=self.verbose,
+            init=spec.get("init"),
+        )
+
+    @staticmethod
+    def _column_name(X, position: int):
+        if hasattr(X, "columns"):
+            return X.columns[position]
+        return position
+
+    def _encode_for_fit(self, labels):
+        """Codes per grouping column; rows with a missing label become singleton groups
+        appended after the seen ones (each its own draw from the population)."""
+        self._encoders, codes, n_groups, n_seen = [], [], [], []
+        for name, column in zip(self._group_names, labels, strict=True):
+            encoder = GroupEncoder(str(name)).fit(column)
+            code = encoder.transform(column)
+            missing = code < 0
+            code[missing] = encoder.n_groups + np.arange(int(missing.sum()))
+            self._encoders.append(encoder)
+            codes.append(code)
+            n_seen.append(encoder.n_groups)
+            n_groups.append(encoder.n_groups + int(missing.sum()))
+        return codes, n_groups, n_seen
+
+    def _store_groups(self, n_seen) -> None:
+        import pandas as pd
+
+        self.group_effects_, self.group_sd_ = {}, {}
+        for k, name in enumerate(self._group_names):
+            effects = self._draws["effects"][k].mean(axis=0)
+            index = pd.Index(self._encoders[k].categories_, name=name)
+            self.group_effects_[name] = pd.Series(effects, index=index, name="effect")
+            self.group_sd_[name] = float(np.mean(self._draws["group_sd"][k]))
+
+    # ---------------------------------------------------------------- predict
+    def _validate_for_predict(self, X):
+        check_is_fitted(self)
+        features, labels, _ = split_features_and_groups(self, X, self._group_positions, reset=False)
+        codes = [enc.transform(col) for enc, col in zip(self._encoders, labels, strict=True)]
+        return features, codes
+
+    def _predictive_chunks(self, X):
+        """Yield ``(rows, loc, scale)``: each row's mixture over the stored draws."""
+        features, codes = self._validate_for_predict(X)
+        n_draws = self._draws["sigma"].shape[0]
+        chunk = max(1, _CHUNK_CELLS // n_draws)
+        for start in range(0, features.shape[0], chunk):
+            rows = slice(start, start + chunk)
+            loc = self._mean_function(features[rows])
+            variance = np.broadcast_to(self._draws["sigma"] ** 2, loc.shape).copy()
+            for k, code in enumerate(codes):
+                loc, variance = self._add_group(k, code[rows], loc, variance)
+            yield rows, loc, np.sqrt(variance)
+
+    def _add_group(self, k, code, loc, variance):
+        seen = code >= 0
+        effects = self._draws["effects"][k]  # (n_draws, n_groups)
+        loc = loc + np.where(seen[:, None], effects.T[np.where(seen, code, 0)], 0.0)
+        unseen_variance = self._draws["group_sd"][k] ** 2
+        variance = variance + np.where(seen[:, None], 0.0, unseen_variance[None, :])
+        return loc, variance
+
+    def predict(self, X, return_std=False):
+        """Posterior predictive mean (and standard deviation).
+
+        Rows whose group label was not seen in ``fit`` (or is missing) get the
+        population-level prediction, with the spread of a new group's effect added.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows to predict.
+        return_std : bool, default=False
+            Also return the predictive standard deviation (parameter uncertainty + noise).
+
+        Returns
+        -------
+        y_mean : ndarray of shape (n_samples,)
+        y_std : ndarray of shape (n_samples,), only if ``return_std``
+        """
+        means, stds = [], []
+        for _, loc, scale in self._predictive_chunks(X):
+            mean, std = mixture_mean_std(loc, scale)
+            means.append(mean)
+            stds.append(std)
+        mean = np.concatenate(means)
+        return (mean, np.concatenate(stds)) if return_std else mean
+
+    def predict_interval(self, X, coverage=0.9):
+        """Equal-tailed posterior predictive interval.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows to predict.
+        coverage : float in (0, 1), default=0.9
+            Probability mass between the bounds.
+
+        Returns
+        -------
+        bounds : ndarray of shape (n_samples, 2)
+            Lower and upper bounds.
+        """
+        if not isinstance(coverage, numbers.Real) or not 0.0 < coverage < 1.0:
+            raise ValueError(f"coverage must be a number in (0, 1); got {coverage!r}.")
+        tail = (1.0 - coverage) / 2.0
+        pieces = []
+        for _, loc, scale in self._predictive_chunks(X):
+            low = mixture_quantile(loc, scale, tail)
+            high = mixture_quantile(loc, scale, 1.0 - tail)
+            pieces.append(np.column_stack([low, high]))
+        return np.concatenate(pieces)
+
+    def sample_y(self, X, n_samples=1, random_state=None):
+        """Draw from the posterior predictive distribution.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples_X, n_features)
+            Rows to simulate.
+        n_samples : int, default=1
+            Draws per row.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws.
+
+        Returns
+        -------
+        y_samples : ndarray of shape (n_samples_X, n_samples)
+        """
+        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        rng = np.random.default_rng(seed_from_random_state(random_state))
+        pieces = [
+            mixture_sample(loc, scale, int(n_samples), rng)
+            for _, loc, scale in self._predictive_chunks(X)
+        ]
+        return np.concatenate(pieces)
+
+    # -------------------------------------------------------------- posterior
+    def _posterior_variables(self) -> tuple[dict, dict, dict]:
+        """Subclass part of ``posterior_``: (draws by name, dims by name, coords)."""
+        return {}, {}, {}
+
+    @property
+    def posterior_(self):
+        """``arviz.InferenceData`` of the stored draws, on the original scale, with named dims.
+
+        Built on access from the draws the estimator keeps for prediction.
+        """
+        check_is_fitted(self, "_draws")
+        values, dims, coords = self._posterior_variables()
+        values["sigma"] = self._draws["sigma"]
+        for k, name in enumerate(self._group_names):
+            dim = f"group_{name}"
+            values[f"effect_{name}"] = self._draws["effects"][k]
+            values[f"group_sd_{name}"] = self._draws["group_sd"][k]
+            dims[f"effect_{name}"] = [dim]
+            coords[dim] = list(self._encoders[k].categories_)
+        return _inference_data(values, dims, coords)
+
+
+def _inference_data(values: dict, dims: dict, coords: dict):
+    """Wrap draws (leading axis = draw) as an ArviZ object with one chain."""
+    import arviz as az
+
+    posterior = {name: np.asarray(draws)[None, ...] for name, draws in values.items()}
+    try:
+        return az.from_dict(posterior=posterior, coords=coords, dims=dims)
+    except TypeError:  # ArviZ 1.x takes the groups as one mapping
+        return az.from_dict({"posterior": posterior}, coords=coords, dims=dims)

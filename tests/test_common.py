@@ -1,0 +1,16 @@
+"""scikit-learn's estimator checks, over every estimator and a grouped instance."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skbayes_re import BayesianLinearRegressor, RandomInterceptRegressor
+
+ESTIMATORS = [
+    BayesianLinearRegressor(random_state=0),
+    RandomInterceptRegressor(random_state=0),
+    RandomInterceptRegressor(groups=[0], random_state=0),
+]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
