@@ -120,6 +120,7 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
             random_state=seed_from_random_state(self.random_state),
             verbose=self.verbose,
             init=spec.get("init"),
+            point_blocks=spec.get("point", frozenset()),
         )
 
     @staticmethod

@@ -52,6 +52,7 @@ _ADAM_EPS = 1e-8
 _INIT_LOG_SD = float(np.log(0.1))
 _MAX_FULLRANK_DIM = 3000
 _LR_TO_SD = 0.25
+_POINT_LOG_SD = -50.0  # a point-estimated block: sd exp(-50), i.e. no spread
 
 
 @dataclass
@@ -129,6 +130,14 @@ def _compile(inputs, output, updates, single_module: bool):
     """Compile the step. When every op has C code the whole graph becomes one C module (one
     compiler call, the fastest cold start and the fewest calls per step); otherwise each op
     gets its own (cached) module."""
+    with warnings.catch_warnings():
+        # The step has no BLAS ops (see the model specifications), so PyTensor's notice that
+        # no optimised BLAS is linked does not concern it.
+        warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+        return _compile_with_linker(inputs, output, updates, single_module)
+
+
+def _compile_with_linker(inputs, output, updates, single_module: bool):
     if single_module:
         try:
             return pytensor.function(
@@ -148,9 +157,10 @@ class _CompiledADVI:
     each with the block's own shape); full-rank ADVI keeps one flat mean and a Cholesky factor.
     """
 
-    def __init__(self, model: pm.Model, method: str):
+    def __init__(self, model: pm.Model, method: str, point_blocks: frozenset = frozenset()):
         self.model = model
         self.method = method
+        self.point_blocks = point_blocks
         self.lock = threading.Lock()
         self.data_vars = {var.name: var for var in model.data_vars}
         value_vars = list(model.value_vars)
@@ -160,7 +170,9 @@ class _CompiledADVI:
             [], rv_shapes, mode=Mode(linker="py", optimizer="fast_compile")
         )
         if method == "advi":
-            family = self._mean_field(value_vars)
+            family = self._mean_field(value_vars, point_blocks)
+        elif point_blocks:
+            raise ValueError("Point-estimated parameters need method='advi'.")
         else:
             family = self._full_rank(value_vars, rv_shapes)
         self.means, self.scales, centres, shifts, entropy, self.eps_inputs = family
@@ -168,14 +180,27 @@ class _CompiledADVI:
         self._compile_step(-(logp + entropy), single_module=method == "advi")
 
     @staticmethod
-    def _mean_field(value_vars):
+    def _mean_field(value_vars, point_blocks):
+        """Per-block means and log-sds. Blocks named in ``point_blocks`` are point estimates
+        optimised inside the same objective: no noise, no entropy, their sd pinned at ~0."""
         means = [pytensor.shared(np.zeros((1,) * v.ndim), name=f"{v.name}_mu") for v in value_vars]
         scales = [
             pytensor.shared(np.zeros((1,) * v.ndim), name=f"{v.name}_log_sd") for v in value_vars
         ]
         eps = [v.type(name=f"{v.name}_eps") for v in value_vars]
-        shifts = [pt.exp(log_sd) * e for log_sd, e in zip(scales, eps, strict=True)]
-        entropy = pt.add(*[pt.sum(log_sd) for log_sd in scales])
+        random = [v.name not in point_blocks for v in value_vars]
+        shifts = [
+            pt.exp(log_sd) * e if is_random else pt.zeros_like(e)
+            for log_sd, e, is_random in zip(scales, eps, random, strict=True)
+        ]
+        entropy = pt.add(
+            pt.constant(0.0),
+            *[
+                pt.sum(log_sd)
+                for log_sd, is_random in zip(scales, random, strict=True)
+                if is_random
+            ],
+        )
         return means, scales, means, shifts, entropy, eps
 
     @staticmethod
@@ -199,7 +224,7 @@ class _CompiledADVI:
 
     def _compile_step(self, loss, single_module: bool):
         params = self.means + self.scales
-        grads = pytensor.grad(loss, params)
+        grads = pytensor.grad(loss, params, disconnected_inputs="ignore")
         self.lr = pytensor.shared(np.float64(0.01), name="learning_rate_mean")
         self.lr_scale = pytensor.shared(np.float64(0.01), name="learning_rate_scale")
         self.t = pytensor.shared(np.float64(0.0), name="t")
@@ -250,6 +275,9 @@ class _CompiledADVI:
         dim = self.dim
         if self.method == "advi":
             scale0 = np.full(dim, _INIT_LOG_SD)
+            point = _split(self.blocks, np.arange(dim))
+            for name in self.point_blocks:
+                scale0[np.ravel(point[name])] = _POINT_LOG_SD
         else:
             scale0 = np.diag(np.full(dim, _INIT_LOG_SD))
         self._assign(self.means, init_mean)
@@ -295,12 +323,12 @@ def compiled_structures() -> int:
     return len(_CACHE)
 
 
-def _compiled(key, build_model, data, method) -> tuple[_CompiledADVI, bool]:
-    full_key = (key, method)
+def _compiled(key, build_model, data, method, point_blocks) -> tuple[_CompiledADVI, bool]:
+    full_key = (key, method, point_blocks)
     with _CACHE_LOCK:
         engine = _CACHE.get(full_key)
         if engine is None:
-            engine = _CompiledADVI(build_model(data), method)
+            engine = _CompiledADVI(build_model(data), method, point_blocks)
             _CACHE[full_key] = engine
             return engine, True
     return engine, False
@@ -343,6 +371,7 @@ def _precise_enough(engine) -> bool:
     """Adam's steps on the means scale with the learning rate, not with the posterior sd:
     keep dividing it until it is small beside the narrowest posterior sds."""
     sd = engine.current_sd()
+    sd = sd[sd > np.exp(_POINT_LOG_SD + 1.0)]
     return sd.size == 0 or engine.lr.get_value() <= _LR_TO_SD * np.quantile(sd, 0.1)
 
 
@@ -415,16 +444,18 @@ def fit_advi(
     verbose: int = 0,
     init: Callable[[dict[str, tuple], np.random.Generator], dict] | None = None,
     window: int = 100,
+    point_blocks: frozenset = frozenset(),
 ) -> ADVIResult:
     """Fit ``build_model(data)`` by ADVI and draw from the approximation.
 
     ``key`` names the model structure: fits with equal keys share one compiled step function,
     whatever their data sizes. ``init`` may return starting means for some parameter blocks
-    (by value-variable name) given their shapes and a generator.
+    (by value-variable name) given their shapes and a generator. Blocks named in
+    ``point_blocks`` are optimised as point estimates inside the same objective.
     """
     timings = {}
     start = time.perf_counter()
-    engine, built = _compiled(key, build_model, data, method)
+    engine, built = _compiled(key, build_model, data, method, frozenset(point_blocks))
     timings["compile"] = time.perf_counter() - start if built else 0.0
     rng = np.random.default_rng(random_state)
     with engine.lock:

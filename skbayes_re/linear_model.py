@@ -108,8 +108,8 @@ class BayesianLinearRegressor(GaussianLinearBase):
     >>> import numpy as np
     >>> from skbayes_re import BayesianLinearRegressor
     >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(200, 2))
-    >>> y = 1.0 + X @ np.array([2.0, -1.0]) + rng.normal(scale=0.5, size=200)
+    >>> X = rng.normal(size=(1000, 2))
+    >>> y = 1.0 + X @ np.array([2.0, -1.0]) + rng.normal(scale=0.5, size=1000)
     >>> model = BayesianLinearRegressor(random_state=0).fit(X, y)
     >>> np.round(model.coef_, 1)
     array([ 2., -1.])
