@@ -27,18 +27,11 @@ from skbayes_re import (  # noqa: E402
     RandomEffectsMLPRegressor,
     RandomInterceptRegressor,
 )
-from skbayes_re.datasets import make_zillow_like  # noqa: E402
+from skbayes_re.datasets import SEED_FEATURES, clean_zillow, make_zillow_like  # noqa: E402
 from skbayes_re.plotting import plot_loss, plot_prior_posterior_fit, plot_shrinkage  # noqa: E402
 
-FEATURES = ["area_live_finished", "num_bathroom", "build_year"]
+FEATURES = SEED_FEATURES
 GROUP = "region_zip"
-
-
-def seed_cleaning(frame: pd.DataFrame) -> pd.DataFrame:
-    """The write-up's steps: drop columns over 25% null, keep predictors, drop null rows."""
-    frame = frame.loc[:, frame.isnull().mean() < 0.25]
-    frame = frame[[*FEATURES, GROUP, "logerror"]].dropna()
-    return frame.assign(**{GROUP: frame[GROUP].astype("category")})
 
 
 def split_half(frame: pd.DataFrame, seed: int = 0):
@@ -105,7 +98,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--output-dir", type=Path, default=Path("examples/output"))
     args = parser.parse_args(argv)
     print("simulating Zillow-like data ...", flush=True)
-    data = seed_cleaning(make_zillow_like(random_state=0))
+    data = clean_zillow(make_zillow_like(random_state=0))
     train, val = split_half(data)
     print(f"train {train.shape}, validation {val.shape}, {data[GROUP].nunique()} zip codes")
     fitted, table = fit_all(train, val)

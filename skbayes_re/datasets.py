@@ -32,7 +32,9 @@ import pandas as pd
 
 __all__ = [
     "PROPERTY_COLUMNS",
+    "SEED_FEATURES",
     "TRANSACTION_COLUMNS",
+    "clean_zillow",
     "load_ames",
     "load_radon",
     "load_sleepstudy",
@@ -367,6 +369,45 @@ def _read_renamed(source, renaming: dict, required: list[str], label: str) -> pd
     if missing:
         raise ValueError(f"The {label} file is missing required column(s): {missing}.")
     return frame
+
+
+#: The three fixed-effect predictors of the original study's models.
+SEED_FEATURES = ["area_live_finished", "num_bathroom", "build_year"]
+
+
+def clean_zillow(frame: pd.DataFrame, features=SEED_FEATURES, group="region_zip"):
+    """The study's cleaning: drop columns over 25% null, keep ``features``, ``group`` and
+    ``logerror``, drop rows with nulls; ``group`` becomes a category column.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Output of :func:`make_zillow_like` or :func:`load_zillow`.
+    features : list of str, default=SEED_FEATURES
+        Fixed-effect predictors to keep.
+    group : str, default="region_zip"
+        Grouping column.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``features + [group, "logerror"]``, no missing values.
+
+    Examples
+    --------
+    >>> from skbayes_re.datasets import clean_zillow, make_zillow_like
+    >>> clean = clean_zillow(make_zillow_like(n_samples=2_000, n_groups=30, random_state=0))
+    >>> list(clean.columns)
+    ['area_live_finished', 'num_bathroom', 'build_year', 'region_zip', 'logerror']
+    >>> str(clean["region_zip"].dtype), bool(clean.notna().all().all())
+    ('category', True)
+    """
+    kept = frame.loc[:, frame.isnull().mean() < 0.25]
+    missing = [c for c in [*features, group, "logerror"] if c not in kept.columns]
+    if missing:
+        raise ValueError(f"Columns missing or over 25% null: {missing}.")
+    clean = kept[[*features, group, "logerror"]].dropna()
+    return clean.assign(**{group: clean[group].astype("category")})
 
 
 def load_zillow(properties_csv, transactions_csv) -> pd.DataFrame:
