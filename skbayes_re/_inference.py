@@ -251,6 +251,11 @@ class _CompiledADVI:
             var.set_value(np.asarray(data[name], dtype=var.dtype))
         for block, shape in zip(self.blocks, self._shape_fn(), strict=True):
             block.shape = tuple(int(s) for s in np.atleast_1d(shape)) if np.ndim(shape) else ()
+        bounds = np.cumsum([0] + [block.size for block in self.blocks])
+        self._layout = [
+            (int(start), int(stop), block.shape)
+            for start, stop, block in zip(bounds[:-1], bounds[1:], self.blocks, strict=True)
+        ]
 
     @property
     def dim(self) -> int:
@@ -311,7 +316,7 @@ class _CompiledADVI:
         """Per-block views of one flat standard-normal draw, as the step function takes."""
         if self.method != "advi":
             return [eps]
-        return list(_split(self.blocks, eps).values())
+        return [eps[start:stop].reshape(shape) for start, stop, shape in self._layout]
 
 
 _CACHE: dict[Hashable, _CompiledADVI] = {}

@@ -7,6 +7,7 @@ scale the priors are stated on.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,16 +161,16 @@ def _is_missing(labels: np.ndarray) -> np.ndarray:
 
 def _check_labels(labels: np.ndarray, name: str) -> None:
     """Labels must be hashable, and numeric ones finite (NaN means a missing label)."""
-    for label in labels:
-        try:
-            hash(label)
-        except TypeError:
-            raise TypeError(
-                f"Grouping column {name!r} holds an unhashable label {label!r}; each label "
-                "argument must be a string or a number."
-            ) from None
-    numeric = np.array([isinstance(v, (float, np.floating)) for v in labels], dtype=bool)
-    if numeric.any() and np.isinf(labels[numeric].astype(float)).any():
+    try:
+        pd.unique(pd.Series(labels, dtype=object))
+    except TypeError:
+        bad = next(v for v in labels if not isinstance(v, Hashable))
+        raise TypeError(
+            f"Grouping column {name!r} holds an unhashable label {bad!r}; each label "
+            "argument must be a string or a number."
+        ) from None
+    numeric = pd.to_numeric(pd.Series(labels, dtype=object), errors="coerce")
+    if np.isinf(numeric.to_numpy(dtype=float)).any():
         raise ValueError(f"Input X contains infinity in grouping column {name!r}.")
 
 

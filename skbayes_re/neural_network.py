@@ -1,0 +1,293 @@
+"""A neural-network mean function with random intercepts, fitted jointly by ADVI."""
+
+from __future__ import annotations
+
+import functools
+import numbers
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._base import BaseBayesianRegressor
+
+__all__ = ["RandomEffectsMLPRegressor"]
+
+_CHUNK_CELLS = 4_000_000  # rows x weight draws x layer width evaluated at once
+
+
+def _activate(values: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "tanh":
+        return np.tanh(values, out=values)
+    if activation == "relu":
+        return np.maximum(values, 0.0, out=values)
+    if activation == "logistic":
+        from scipy.special import expit
+
+        return expit(values, out=values)
+    return values
+
+
+def _check_hidden_layer_sizes(hidden_layer_sizes) -> tuple[int, ...]:
+    sizes = (
+        [hidden_layer_sizes]
+        if isinstance(hidden_layer_sizes, numbers.Integral)
+        else list(hidden_layer_sizes)
+    )
+    for size in sizes:
+        if (
+            isinstance(size, (bool, np.bool_))
+            or not isinstance(size, numbers.Integral)
+            or size < 1
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be a positive integer or a sequence of positive "
+                f"integers (one per hidden layer); got {hidden_layer_sizes!r}."
+            )
+    return tuple(int(size) for size in sizes)
+
+
+class RandomEffectsMLPRegressor(BaseBayesianRegressor):
+    """Multi-layer perceptron plus random intercepts for grouped data, fitted jointly.
+
+    The model, on internally standardised features and target, is
+    ``y ~ Normal(alpha + MLP(X) + sum_k u_k[g_k], sigma)`` where ``MLP`` has the hidden layers
+    ``hidden_layer_sizes`` (each ``act(h @ W_l + b_l)``) and a linear output ``h @ w_out``,
+    ``alpha`` is the output bias, and the random intercepts are non-centred,
+    ``u_k = sigma_k * z_k``, ``z_k ~ Normal(0, 1)``. Priors: ``W_l, w_out ~ Normal(0,
+    1 / sqrt(alpha_l2))`` where ``alpha_l2`` is the ``alpha`` hyperparameter (the L2 penalty
+    ``alpha / 2 * ||W||^2`` of :class:`~sklearn.neural_network.MLPRegressor`, read as a
+    Gaussian prior on the standardised scale); hidden biases and the output bias
+    ``~ Normal(0, s)``, ``sigma, sigma_k ~ HalfNormal(s)`` for ``s = prior_scale``.
+
+    The output bias, the group intercepts and scales and the noise always get a variational
+    posterior. With ``weights="map"`` (the default, as in a Keras network trained inside a
+    variational objective) the network weights and hidden biases are point estimates,
+    optimised in the same ELBO as the variational parameters; with ``weights="bayesian"`` they
+    get a mean-field Gaussian posterior too, so predictions carry the network's parameter
+    uncertainty (wider away from the training data).
+
+    A group label not seen in ``fit``, or a missing one, gets the population-level prediction
+    with the spread of a new group's intercept ``Normal(0, sigma_k)`` added.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or tuple of int, default=(5,)
+        Width of each hidden layer. The widths enter the compiled model as data, so networks
+        of the same depth share one compiled graph.
+    activation : {"identity", "logistic", "tanh", "relu"}, default="tanh"
+        Hidden-layer activation (scikit-learn's ``MLPRegressor`` names).
+    alpha : float, default=1e-3
+        Strength of the L2 penalty on the weights (not on the biases): a
+        ``Normal(0, 1 / sqrt(alpha))`` prior on each weight, on the standardised scale.
+    weights : {"map", "bayesian"}, default="map"
+        Point-estimate the network weights and hidden biases, or give them a variational
+        posterior.
+    groups : "from_dtype", list of str, list of int, boolean mask or None, default="from_dtype"
+        The grouping columns of ``X``; every other column is a network input.
+        ``"from_dtype"`` takes the category, object and string columns of a DataFrame
+        (a plain array has none, and the model is then a network without random effects).
+    method : {"advi", "fullrank_advi"}, default="advi"
+        Mean-field or full-rank Gaussian approximation. ``weights="map"`` needs ``"advi"``.
+    learning_rate : float, default=0.05
+        Initial Adam step size on the standardised scale; it is reduced automatically
+        as the fit converges.
+    max_iter : int, default=10000
+        Maximum number of optimisation steps (full-batch: each step uses every row).
+    tol : float, default=1e-4
+        Convergence tolerance on the windowed negative ELBO, per observation.
+    n_posterior_samples : int, default=500
+        Posterior draws kept for prediction.
+    prior_scale : float, default=2.5
+        Scale of the weakly-informative priors on the standardised scale.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the weight initialisation, optimisation noise and posterior draws.
+    verbose : int, default=0
+        0 prints nothing; 1 shows a progress bar with the running loss.
+
+    Attributes
+    ----------
+    coefs_ : list of ndarray
+        Posterior-mean weight matrices on the original scale: ``coefs_[i]`` has shape
+        ``(n_inputs_i, n_outputs_i)``, the last one ``(last_hidden_width, 1)``, as in
+        ``MLPRegressor`` (the first layer absorbs the feature standardisation).
+    intercepts_ : list of ndarray
+        Posterior-mean biases on the original scale, the output bias last.
+    intercept_ : float
+        Posterior mean of the output bias on the original scale.
+    sigma_ : float
+        Posterior mean noise standard deviation.
+    group_effects_ : dict
+        Grouping column (name, or position for arrays) -> ``pandas.Series`` of posterior mean
+        intercept offsets indexed by group label.
+    group_sd_ : dict
+        Grouping column -> posterior mean of that column's group standard deviation.
+    loss_curve_ : list of float
+        Negative ELBO per iteration.
+    n_iter_ : int
+        Number of optimisation steps taken.
+    posterior_ : arviz.InferenceData
+        Stored draws with named dimensions: ``coef_<l>`` (``feature`` or ``hidden_<l-1>`` x
+        ``hidden_<l>``), ``bias_<l>``, ``coef_out``, ``intercept``, ``sigma`` and the group
+        effects (group labels as coordinates). With ``weights="map"`` the network's draws are
+        all equal to the point estimate.
+    fit_timings_ : dict
+        Seconds spent compiling (0 when a compiled model was reused) and optimising.
+    n_features_in_ : int
+        Number of columns seen during fit, grouping columns included.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of columns seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    RandomInterceptRegressor : The same random intercepts around a linear mean.
+    sklearn.neural_network.MLPRegressor : A point-estimated network without groups.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from skbayes_re import RandomEffectsMLPRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> store = rng.integers(0, 20, size=1000)
+    >>> effect = rng.normal(scale=0.5, size=20)
+    >>> X = pd.DataFrame({"price": rng.uniform(-2, 2, size=1000),
+    ...                   "store": pd.Categorical(store)})
+    >>> y = np.sin(2 * X["price"]) + effect[store] + rng.normal(scale=0.2, size=1000)
+    >>> model = RandomEffectsMLPRegressor(hidden_layer_sizes=(8,), random_state=0).fit(X, y)
+    >>> bool(model.score(X, y) > 0.9)
+    True
+    >>> effects = model.group_effects_["store"]
+    >>> bool(np.corrcoef(effects, effect[effects.index.astype(int)])[0, 1] > 0.95)
+    True
+    >>> new = pd.DataFrame({"price": [0.5, 0.5], "store": pd.Categorical([3, 99])})
+    >>> mean, std = model.predict(new, return_std=True)
+    >>> bool(std[1] > std[0])  # an unseen store gets the population prediction, wider
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseBayesianRegressor._parameter_constraints,
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "alpha": [Interval(numbers.Real, 0, None, closed="neither")],
+        "weights": [StrOptions({"map", "bayesian"})],
+        "groups": [str, "array-like", None],
+    }
+
+    def __init__(
+        self,
+        *,
+        hidden_layer_sizes=(5,),
+        activation="tanh",
+        alpha=1e-3,
+        weights="map",
+        groups="from_dtype",
+        method="advi",
+        learning_rate=0.05,
+        max_iter=10_000,
+        tol=1e-4,
+        n_posterior_samples=500,
+        prior_scale=2.5,
+        random_state=None,
+        verbose=0,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.alpha = alpha
+        self.weights = weights
+        self.groups = groups
+        self.method = method
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_posterior_samples = n_posterior_samples
+        self.prior_scale = prior_scale
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _group_selection(self):
+        return self.groups
+
+    # ------------------------------------------------------------------ hooks
+    def _inference_spec(self, features, target, codes, n_groups) -> dict:
+        from . import _models
+
+        sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        if self.weights == "map" and self.method != "advi":
+            raise ValueError(
+                "weights='map' point-estimates the network inside mean-field ADVI; use "
+                "method='advi', or weights='bayesian' with method='fullrank_advi'."
+            )
+        self._hidden_sizes = sizes
+        data = _models.mlp_re_data(
+            features, target, codes, n_groups, sizes, self.prior_scale, self.alpha
+        )
+        point = frozenset(_models.mlp_weight_names(len(sizes))) if self.weights == "map" else None
+        return {
+            "key": _models.mlp_re_structure(data, self.activation, self.weights),
+            "build": functools.partial(_models.build_mlp_re_model, activation=self.activation),
+            "data": data,
+            "init": _models.mlp_re_init(data, self.activation),
+            "point": point or frozenset(),
+        }
+
+    def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
+        from ._models import mlp_re_to_original, mlp_weight_names
+
+        n_layers = len(self._hidden_sizes)
+        if self.weights == "map":  # one point estimate, kept with a draw axis of length 1
+            draws = dict(draws)
+            for name in mlp_weight_names(n_layers):
+                draws[name] = draws[name].mean(axis=0, keepdims=True)
+        kept = mlp_re_to_original(draws, self._x_scaler, self._y_scaler, n_layers, n_seen)
+        self.coefs_ = [coef.mean(axis=0) for coef in kept["coefs"]]
+        self.intercepts_ = [bias.mean(axis=0) for bias in kept["intercepts"]]
+        self.intercept_ = float(self.intercepts_[-1][0])
+        return kept
+
+    def _mean_function(self, features: np.ndarray) -> np.ndarray:
+        coefs, intercepts = self._draws["coefs"], self._draws["intercepts"]
+        n_weight_draws = coefs[0].shape[0]
+        widest = max(coef.shape[-1] for coef in coefs)
+        step = max(1, _CHUNK_CELLS // (n_weight_draws * max(widest, features.shape[1], 1)))
+        pieces = []
+        for start in range(0, features.shape[0], step):
+            hidden = features[None, start : start + step, :]
+            for coef, bias in zip(coefs[:-1], intercepts[:-1], strict=True):
+                hidden = _activate(hidden @ coef + bias[:, None, :], self.activation)
+            pieces.append((hidden @ coefs[-1])[..., 0].T)  # (rows, weight draws)
+        network = np.concatenate(pieces) if pieces else np.zeros((0, n_weight_draws))
+        return network + intercepts[-1][:, 0][None, :]
+
+    def _posterior_variables(self):
+        names = _input_feature_names(self)
+        coefs, intercepts = self._draws["coefs"], self._draws["intercepts"]
+        n_draws = self._draws["sigma"].shape[0]
+        values, dims, coords = {}, {}, {"feature": names}
+        previous = "feature"
+        for layer, (coef, bias) in enumerate(zip(coefs[:-1], intercepts[:-1], strict=True)):
+            dim = f"hidden_{layer}"
+            coords[dim] = list(range(coef.shape[-1]))
+            values[f"coef_{layer}"] = _with_draws(coef, n_draws)
+            values[f"bias_{layer}"] = _with_draws(bias, n_draws)
+            dims[f"coef_{layer}"] = [previous, dim]
+            dims[f"bias_{layer}"] = [dim]
+            previous = dim
+        values["coef_out"] = _with_draws(coefs[-1][..., 0], n_draws)
+        dims["coef_out"] = [previous]
+        values["intercept"] = intercepts[-1][:, 0]
+        return values, dims, coords
+
+
+def _with_draws(values: np.ndarray, n_draws: int) -> np.ndarray:
+    """Repeat a point estimate (draw axis of length 1) over the posterior draws."""
+    return np.broadcast_to(values, (n_draws, *values.shape[1:])).copy()
+
+
+def _input_feature_names(estimator) -> list[str]:
+    grouped = set(estimator._group_positions)
+    if hasattr(estimator, "feature_names_in_"):
+        all_names = list(map(str, estimator.feature_names_in_))
+    else:
+        all_names = [f"x{i}" for i in range(estimator.n_features_in_)]
+    return [name for i, name in enumerate(all_names) if i not in grouped]
