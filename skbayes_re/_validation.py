@@ -112,7 +112,8 @@ def _position_of_name(X, name: str) -> int:
         )
     columns = list(map(str, X.columns))
     if name not in columns:
-        raise ValueError(f"Grouping column {name!r} is not a column of X.")
+        shown = ", ".join(repr(c) for c in columns[:10]) + (", ..." if len(columns) > 10 else "")
+        raise ValueError(f"Grouping column {name!r} is not a column of X (columns: {shown}).")
     return columns.index(name)
 
 
