@@ -95,7 +95,7 @@ def _data_only_shape(rv):
     return rewrite_graph(rv.shape, include=("canonicalize", "ShapeOpt"))
 
 
-def _adam(param, grad, lr, t):
+def _adam(param, grad, lr, t, precondition=None):
     first = pytensor.shared(np.zeros((1,) * param.ndim), name=f"{param.name}_m")
     second = pytensor.shared(np.zeros((1,) * param.ndim), name=f"{param.name}_v")
     first_new = _ADAM_BETA1 * first + (1 - _ADAM_BETA1) * grad
@@ -105,6 +105,8 @@ def _adam(param, grad, lr, t):
         * (first_new / (1 - _ADAM_BETA1**t))
         / (pt.sqrt(second_new / (1 - _ADAM_BETA2**t)) + _ADAM_EPS)
     )
+    if precondition is not None:
+        step = step * precondition
     return [first, second], [(first, first_new), (second, second_new)], param - step
 
 
@@ -233,8 +235,18 @@ class _CompiledADVI:
         updates = [(self.t, t_new), (self.n_averaged, n_new)]
         learning_rates = [self.lr] * len(self.means) + [self.lr_scale] * len(self.scales)
         self.averages, self._companions = [], []
-        for param, grad, lr in zip(params, grads, learning_rates, strict=True):
-            state, moment_updates, param_new = _adam(param, grad, lr, t_new)
+        # Adam moves every coordinate by about the learning rate per step; the means' steps
+        # are scaled per coordinate by the starting sd (1 unless the model supplies one), so
+        # that the learning rate is relative to each parameter's posterior scale.
+        self.preconditions = [
+            pytensor.shared(np.ones((1,) * mean.ndim), name=f"{mean.name}_step_scale")
+            for mean in self.means
+        ]
+        step_scales = self.preconditions + [None] * len(self.scales)
+        for param, grad, lr, step_scale in zip(
+            params, grads, learning_rates, step_scales, strict=True
+        ):
+            state, moment_updates, param_new = _adam(param, grad, lr, t_new, step_scale)
             average = pytensor.shared(np.zeros((1,) * param.ndim), name=f"{param.name}_avg")
             self.averages.append(average)
             self._companions.append((param, [*state, average]))
@@ -276,17 +288,21 @@ class _CompiledADVI:
             return np.concatenate(parts) if parts else np.zeros(0)
         return variables[0].get_value()
 
-    def reset(self, init_mean: np.ndarray, learning_rate: float) -> None:
+    def reset(self, init_mean: np.ndarray, init_log_sd: np.ndarray, learning_rate: float):
         dim = self.dim
+        step_scale = np.exp(init_log_sd)
         if self.method == "advi":
-            scale0 = np.full(dim, _INIT_LOG_SD)
+            scale0 = init_log_sd.copy()
             point = _split(self.blocks, np.arange(dim))
             for name in self.point_blocks:
                 scale0[np.ravel(point[name])] = _POINT_LOG_SD
+                step_scale[np.ravel(point[name])] = 1.0
         else:
-            scale0 = np.diag(np.full(dim, _INIT_LOG_SD))
+            scale0 = np.diag(init_log_sd)
         self._assign(self.means, init_mean)
         self._assign(self.scales, scale0)
+        self._assign(self.preconditions, step_scale)
+        self.step_scale = step_scale
         for param, companions in self._companions:
             for var in companions:
                 var.set_value(np.zeros_like(param.get_value()))
@@ -376,8 +392,9 @@ def _precise_enough(engine) -> bool:
     """Adam's steps on the means scale with the learning rate, not with the posterior sd:
     keep dividing it until it is small beside the narrowest posterior sds."""
     sd = engine.current_sd()
-    sd = sd[sd > np.exp(_POINT_LOG_SD + 1.0)]
-    return sd.size == 0 or engine.lr.get_value() <= _LR_TO_SD * np.quantile(sd, 0.1)
+    random = sd > np.exp(_POINT_LOG_SD + 1.0)
+    relative = sd[random] / engine.step_scale[random]
+    return relative.size == 0 or engine.lr.get_value() <= _LR_TO_SD * np.quantile(relative, 0.1)
 
 
 def _optimise(engine, rng, max_iter, tol, n_obs, window, progress) -> tuple[list, bool]:
@@ -471,7 +488,7 @@ def fit_advi(
                 f"method='fullrank_advi' needs a {dim}x{dim} covariance; above "
                 f"{_MAX_FULLRANK_DIM} parameters use method='advi'."
             )
-        engine.reset(_initial_mean(engine.blocks, init, rng), learning_rate)
+        engine.reset(*_initial_params(engine.blocks, init, rng), learning_rate)
         progress = _Progress(max_iter, verbose > 0)
         start = time.perf_counter()
         losses, converged = _optimise(engine, rng, max_iter, tol, n_obs, window, progress)
@@ -499,7 +516,17 @@ def fit_advi(
     )
 
 
-def _initial_mean(blocks, init, rng) -> np.ndarray:
+def _initial_params(blocks, init, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Flat starting means and log-sds. ``init`` returns means by block name, or a pair
+    (means, sds); blocks it leaves out start at 0 with sd 0.1."""
     starts = init({b.name: b.shape for b in blocks}, rng) if init is not None else {}
-    parts = [np.asarray(starts.get(b.name, np.zeros(b.shape)), float).ravel() for b in blocks]
-    return np.concatenate(parts) if parts else np.zeros(0)
+    means, sds = starts if isinstance(starts, tuple) else (starts, {})
+
+    def flat(values, default):
+        parts = [
+            np.broadcast_to(np.asarray(values.get(b.name, default), float), b.shape).ravel()
+            for b in blocks
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    return flat(means, 0.0), np.log(flat(sds, np.exp(_INIT_LOG_SD)))

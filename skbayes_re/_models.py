@@ -17,13 +17,21 @@ import itertools
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from pytensor.graph.basic import Apply
+from pytensor.link.c.op import COp
 
 __all__ = [
     "build_gaussian_re_model",
+    "build_mlp_re_model",
     "gaussian_re_init",
     "gaussian_re_statistics",
     "gaussian_re_structure",
     "gaussian_re_to_original",
+    "mlp_re_data",
+    "mlp_re_init",
+    "mlp_re_structure",
+    "mlp_re_to_original",
+    "mlp_weight_names",
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -150,25 +158,99 @@ def gaussian_re_to_original(draws, x_scaler, y_scaler, n_groups: list[int]) -> d
 
 
 def gaussian_re_init(data: dict[str, np.ndarray]):
-    """Starting means for ADVI: the least-squares fit for the coefficients and noise, small
-    group scales and zero group offsets (all on the unconstrained, standardised scale)."""
+    """Starting means and sds for ADVI, close to the posterior so that few steps are needed.
+
+    Least squares for the coefficients and noise; per grouping factor, a method-of-moments
+    group sd from the groups' mean residuals and shrunken (BLUP-like) group offsets; sds from
+    the curvature of the log density at that point. All on the unconstrained, standardised
+    scale.
+    """
     wtw, wty = data["wtw"], data["wty"]
     ridge = 1e-6 * np.trace(wtw) / max(1, wtw.shape[0]) + 1e-12
     b = np.linalg.solve(wtw + ridge * np.eye(wtw.shape[0]), wty)
     n_obs = max(float(data["n_obs"]), 1.0)
     rss = float(data["yty"] - 2.0 * b @ wty + b @ wtw @ b)
-    noise_sd = np.sqrt(max(rss / n_obs, 1e-4))
+    noise_var = max(rss / n_obs, 1e-4)
+    means = {"alpha": np.asarray(b[0]), "beta": b[1:], "sigma_log__": 0.5 * np.log(noise_var)}
+    sds = {
+        "alpha": np.sqrt(noise_var / max(wtw[0, 0], 1.0)),
+        "beta": np.sqrt(noise_var / np.maximum(np.diag(wtw)[1:], 1.0)),
+        "sigma_log__": 1.0 / np.sqrt(2.0 * n_obs),
+    }
+    total_var, k = noise_var, 0
+    while f"ysum_{k}" in data:
+        noise_var -= _init_factor(data, k, b, total_var, means, sds)
+        k += 1
+    # The residual variance of the least-squares fit holds the group variances too.
+    noise_var = max(noise_var, 0.05 * total_var)
+    means["sigma_log__"] = 0.5 * np.log(noise_var)
+    group_vars, k = [], 0
+    while f"ysum_{k}" in data:
+        group_vars.append(_init_factor(data, k, b, noise_var, means, sds))
+        k += 1
+    if group_vars:
+        b, effects = _mixed_model_equations(data, noise_var, group_vars)
+        means["alpha"], means["beta"] = np.asarray(b[0]), b[1:]
+        for k, (u, group_var) in enumerate(zip(effects, group_vars, strict=True)):
+            means[f"z_group_{k}"] = u / np.sqrt(group_var)
 
-    def init(shapes: dict, rng: np.random.Generator) -> dict:
-        start = {"alpha": np.asarray(b[0]), "sigma_log__": np.asarray(np.log(noise_sd))}
-        if "beta" in shapes:
-            start["beta"] = b[1:]
-        for name in shapes:
-            if name.startswith("sigma_group_"):
-                start[name] = np.asarray(np.log(0.1))
-        return start
+    def init(shapes: dict, rng: np.random.Generator):
+        return (
+            {name: value for name, value in means.items() if name in shapes},
+            {name: value for name, value in sds.items() if name in shapes},
+        )
 
     return init
+
+
+def _mixed_model_equations(data, noise_var, group_vars, sweeps=20):
+    """Henderson's mixed-model equations for the coefficients and group offsets given the
+    variances, from the sufficient statistics: exact for one grouping factor (the offsets are
+    eliminated through a Schur complement), block Gauss-Seidel across crossed factors."""
+    wtw, wty = data["wtw"], data["wty"]
+    n_factors = len(group_vars)
+    effects = [np.zeros(data[f"ysum_{k}"].shape[0]) for k in range(n_factors)]
+    b = np.zeros(wty.shape[0])
+    ridge = 1e-9 * np.trace(wtw) * np.eye(wtw.shape[0])
+    for _ in range(sweeps if n_factors > 1 else 1):
+        for k in range(n_factors):
+            wty_k, ysum_k = wty.copy(), data[f"ysum_{k}"].copy()
+            for m in range(n_factors):
+                if m != k:
+                    wty_k -= data[f"wtz_{m}"] @ effects[m]
+                    ysum_k -= _cross_product(data, k, m, effects[m])
+            wtz = data[f"wtz_{k}"]
+            diagonal = wtz[0] + noise_var / group_vars[k]
+            schur = wtw - (wtz / diagonal) @ wtz.T + ridge
+            b = np.linalg.solve(schur, wty_k - wtz @ (ysum_k / diagonal))
+            effects[k] = (ysum_k - b @ wtz) / diagonal
+    return b, effects
+
+
+def _cross_product(data, k, m, effects_m):
+    """``Z_k^T Z_m u_m`` from the pair counts of factors k and m."""
+    if k < m:
+        first, second = data[f"pair_first_{k}_{m}"], data[f"pair_second_{k}_{m}"]
+        counts = data[f"pair_count_{k}_{m}"]
+    else:
+        second, first = data[f"pair_first_{m}_{k}"], data[f"pair_second_{m}_{k}"]
+        counts = data[f"pair_count_{m}_{k}"]
+    size = data[f"ysum_{k}"].shape[0]
+    return np.bincount(first, weights=counts * effects_m[second], minlength=size)
+
+
+def _init_factor(data, k, b, noise_var, means, sds) -> float:
+    counts = data[f"wtz_{k}"][0]
+    size = np.maximum(counts, 1.0)
+    mean_residual = (data[f"ysum_{k}"] - b @ data[f"wtz_{k}"]) / size
+    group_var = max(np.mean(mean_residual**2 - noise_var / size), 0.01 * noise_var, 1e-4)
+    shrink = counts / (counts + noise_var / group_var)
+    group_sd = np.sqrt(group_var)
+    means[f"sigma_group_{k}_log__"] = np.log(group_sd)
+    sds[f"sigma_group_{k}_log__"] = 1.0 / np.sqrt(2.0 * max(len(counts), 1))
+    means[f"z_group_{k}"] = shrink * mean_residual / group_sd
+    sds[f"z_group_{k}"] = 1.0 / np.sqrt(1.0 + counts * group_var / noise_var)
+    return group_var
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,13 +317,101 @@ def _activate(values, activation: str):
     raise ValueError(f"Unknown activation {activation!r}.")
 
 
-def _matmul(rows, matrix):
-    """``rows @ matrix`` as a broadcast product and a sum, without BLAS ops (see ``_dot``).
+class _MatMul(COp):
+    """``a @ b`` for float64 matrices by plain C loops, without BLAS (see ``_dot``).
 
-    It materialises an ``(n, fan_in, fan_out)`` temporary, which for the small networks
-    this model is meant for costs less than leaving the single-module C linker.
+    PyTensor's own matrix products become BLAS ops, which have no C code when no optimised
+    BLAS is linked; one such op sends the whole ELBO step from the single-module C linker to
+    one module per op (a much slower cold compile). A broadcast product and a sum would stay in
+    C but materialise an ``(n, fan_in, fan_out)`` temporary; this op makes one pass over the
+    rows instead, which for the narrow layers of this model is as fast as a BLAS call.
     """
-    return pt.sum(rows[:, :, None] * matrix[None, :, :], axis=1)
+
+    __props__ = ()
+
+    def make_node(self, a, b):
+        a, b = pt.as_tensor_variable(a), pt.as_tensor_variable(b)
+        if a.ndim != 2 or b.ndim != 2 or a.dtype != "float64" or b.dtype != "float64":
+            raise TypeError("_MatMul takes two float64 matrices.")
+        out = pt.matrix(dtype="float64", shape=(a.type.shape[0], b.type.shape[1]))
+        return Apply(self, [a, b], [out])
+
+    def perform(self, node, inputs, outputs):
+        a, b = inputs
+        outputs[0][0] = np.asarray(a @ b, dtype=np.float64)
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [(shapes[0][0], shapes[1][1])]
+
+    def grad(self, inputs, output_grads):
+        a, b = inputs
+        (g,) = output_grads
+        return [_matmul(g, b.T), _matmul(a.T, g)]
+
+    def c_code_cache_version(self):
+        return (1,)
+
+    def c_code(self, node, name, inputs, outputs, sub):
+        a, b = inputs
+        (z,) = outputs
+        fail = sub["fail"]
+        # Rows of the output outermost when they outnumber the contraction (forward pass,
+        # input gradients); otherwise the contraction outermost, so that a weight gradient
+        # ``x.T @ g`` reads each row of ``x`` and ``g`` once.
+        return f"""
+        {{
+        const npy_intp m = PyArray_DIMS({a})[0], k = PyArray_DIMS({a})[1];
+        const npy_intp n = PyArray_DIMS({b})[1];
+        if (PyArray_DIMS({b})[0] != k) {{
+            PyErr_SetString(PyExc_ValueError, "_MatMul: shapes do not align.");
+            {fail}
+        }}
+        if ({z} == NULL || PyArray_DIMS({z})[0] != m || PyArray_DIMS({z})[1] != n
+            || !PyArray_IS_C_CONTIGUOUS({z})) {{
+            npy_intp dims[2] = {{m, n}};
+            Py_XDECREF({z});
+            {z} = (PyArrayObject*)PyArray_EMPTY(2, dims, NPY_FLOAT64, 0);
+            if (!{z}) {{ {fail} }}
+        }}
+        {{
+        const char* A = PyArray_BYTES({a});
+        const char* B = PyArray_BYTES({b});
+        const npy_intp sa0 = PyArray_STRIDES({a})[0], sa1 = PyArray_STRIDES({a})[1];
+        const npy_intp sb0 = PyArray_STRIDES({b})[0], sb1 = PyArray_STRIDES({b})[1];
+        double* Z = (double*)PyArray_DATA({z});
+        for (npy_intp i = 0; i < m * n; ++i) Z[i] = 0.0;
+        if (m >= k) {{
+            for (npy_intp i = 0; i < m; ++i) {{
+                double* zrow = Z + i * n;
+                for (npy_intp l = 0; l < k; ++l) {{
+                    const double av = *(const double*)(A + i * sa0 + l * sa1);
+                    const char* brow = B + l * sb0;
+                    for (npy_intp j = 0; j < n; ++j)
+                        zrow[j] += av * *(const double*)(brow + j * sb1);
+                }}
+            }}
+        }} else {{
+            for (npy_intp l = 0; l < k; ++l) {{
+                const char* brow = B + l * sb0;
+                for (npy_intp i = 0; i < m; ++i) {{
+                    const double av = *(const double*)(A + i * sa0 + l * sa1);
+                    double* zrow = Z + i * n;
+                    for (npy_intp j = 0; j < n; ++j)
+                        zrow[j] += av * *(const double*)(brow + j * sb1);
+                }}
+            }}
+        }}
+        }}
+        }}
+        """
+
+
+_MATMUL = _MatMul()
+
+
+def _matmul(a, b):
+    """``a @ b`` without BLAS ops (see ``_MatMul``)."""
+    return _MATMUL(pt.cast(a, "float64"), pt.cast(b, "float64"))
 
 
 def build_mlp_re_model(data: dict[str, np.ndarray], activation: str = "tanh") -> pm.Model:
@@ -284,30 +454,41 @@ def build_mlp_re_model(data: dict[str, np.ndarray], activation: str = "tanh") ->
     return model
 
 
-def mlp_re_init(data: dict[str, np.ndarray], activation: str):
-    """Starting means for ADVI: Glorot-uniform weights and biases (as scikit-learn's
-    ``MLPRegressor`` draws them, from the fit's seeded generator), the output bias at the
-    target mean (zero), unit noise, small group scales and zero group offsets."""
-    factor = 2.0 if activation == "logistic" else 6.0
+def mlp_re_init(data: dict[str, np.ndarray], activation: str, weight_sd: float = 0.1):
+    """Starting means and sds for ADVI.
 
-    def init(shapes: dict, rng: np.random.Generator) -> dict:
-        start = {
-            "alpha": np.asarray(0.0),
-            "sigma_log__": np.asarray(np.log(0.5)),
-        }
-        n_layers = sum(1 for name in shapes if name.startswith("bias_"))
-        for name in mlp_weight_names(n_layers):
+    Network weights and hidden biases: Glorot-uniform, as scikit-learn's ``MLPRegressor``
+    draws them, from the fit's seeded generator (starting sd ``weight_sd`` when they are
+    variational). Output bias, noise and random intercepts: the random-intercept linear fit's
+    starting point (``gaussian_re_init``), so the group offsets start near their values and
+    the network only has to learn the rest.
+    """
+    factor = 2.0 if activation == "logistic" else 6.0
+    n_factors = sum(1 for name in data if name.startswith("group_count_"))
+    codes = [data[f"group_{k}"] for k in range(n_factors)]
+    sizes = [data[f"group_count_{k}"].shape[0] for k in range(n_factors)]
+    statistics = gaussian_re_statistics(
+        data["features"], data["target"], codes, sizes, float(data["prior_scale"])
+    )
+    linear = gaussian_re_init(statistics)
+
+    def init(shapes: dict, rng: np.random.Generator) -> tuple[dict, dict]:
+        weight_names = set(mlp_weight_names(sum(1 for n in shapes if n.startswith("bias_"))))
+        known = {name: shape for name, shape in shapes.items() if name not in weight_names}
+        starts = linear(known, rng)
+        means, sds = starts if isinstance(starts, tuple) else (starts, {})
+        means = {name: value for name, value in means.items() if name in known}
+        sds = {name: value for name, value in sds.items() if name in known}
+        for name in sorted(weight_names):
             if name == "coef_out":
                 fan_in, fan_out = shapes[name][0], 1
             else:
                 layer = name.rsplit("_", 1)[1]
                 fan_in, fan_out = shapes[f"coef_{layer}"]
             bound = np.sqrt(factor / max(fan_in + fan_out, 1))
-            start[name] = rng.uniform(-bound, bound, size=shapes[name])
-        for name in shapes:
-            if name.startswith("sigma_group_"):
-                start[name] = np.asarray(np.log(0.1))
-        return start
+            means[name] = rng.uniform(-bound, bound, size=shapes[name])
+            sds[name] = np.full(shapes[name], float(weight_sd))
+        return means, sds
 
     return init
 
