@@ -25,6 +25,7 @@ __all__ = [
     "build_mlp_re_model",
     "gaussian_re_init",
     "gaussian_re_statistics",
+    "gaussian_re_statistics_chunked",
     "gaussian_re_structure",
     "gaussian_re_to_original",
     "mlp_re_data",
@@ -37,22 +38,44 @@ __all__ = [
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def gaussian_re_statistics(
-    features: np.ndarray,
-    target: np.ndarray,
+def gaussian_re_statistics(features, target, codes, n_groups, prior_scale):
+    """Sufficient statistics of the Gaussian random-intercept likelihood, from standardised
+    ``features`` and ``target`` and group ``codes`` (see
+    :func:`gaussian_re_statistics_chunked`)."""
+    return gaussian_re_statistics_chunked([(features, target)], codes, n_groups, prior_scale)
+
+
+def gaussian_re_statistics_chunked(
+    chunks,
     codes: list[np.ndarray],
     n_groups: list[int],
     prior_scale: float,
 ) -> dict[str, np.ndarray]:
     """Sufficient statistics of the Gaussian random-intercept likelihood.
 
-    ``features`` and ``target`` are already standardised; ``codes[k]`` holds values in
-    ``0 .. n_groups[k]-1`` for every row.
+    ``chunks`` yields ``(features, target)`` row blocks, already standardised, in row order
+    (one block, or many to bound memory: only one block's design matrix exists at a time);
+    ``codes[k]`` holds values in ``0 .. n_groups[k]-1`` for every row.
     """
+    data, start = None, 0
+    for features, target in chunks:
+        rows = slice(start, start + len(target))
+        part = _dense_statistics(features, target, [code[rows] for code in codes], n_groups)
+        data = part if data is None else {key: data[key] + part[key] for key in data}
+        start += len(target)
+    data["prior_scale"] = np.asarray(float(prior_scale))
+    for k, m in itertools.combinations(range(len(codes)), 2):
+        pairs, counts = np.unique(codes[k] * n_groups[m] + codes[m], return_counts=True)
+        data[f"pair_first_{k}_{m}"] = (pairs // n_groups[m]).astype(np.int64)
+        data[f"pair_second_{k}_{m}"] = (pairs % n_groups[m]).astype(np.int64)
+        data[f"pair_count_{k}_{m}"] = counts.astype(np.float64)
+    return data
+
+
+def _dense_statistics(features, target, codes, n_groups) -> dict[str, np.ndarray]:
     design = np.column_stack([np.ones(len(target)), features])
     data = {
         "n_obs": np.asarray(float(len(target))),
-        "prior_scale": np.asarray(float(prior_scale)),
         "yty": np.asarray(float(target @ target)),
         "wty": design.T @ target,
         "wtw": design.T @ design,
@@ -62,11 +85,6 @@ def gaussian_re_statistics(
         data[f"wtz_{k}"] = np.stack(
             [np.bincount(code, weights=column, minlength=size) for column in design.T]
         )
-    for k, m in itertools.combinations(range(len(codes)), 2):
-        pairs, counts = np.unique(codes[k] * n_groups[m] + codes[m], return_counts=True)
-        data[f"pair_first_{k}_{m}"] = (pairs // n_groups[m]).astype(np.int64)
-        data[f"pair_second_{k}_{m}"] = (pairs % n_groups[m]).astype(np.int64)
-        data[f"pair_count_{k}_{m}"] = counts.astype(np.float64)
     return data
 
 
@@ -455,42 +473,96 @@ def build_mlp_re_model(data: dict[str, np.ndarray], activation: str = "tanh") ->
 
 
 def mlp_re_init(data: dict[str, np.ndarray], activation: str, weight_sd: float = 0.1):
-    """Starting means and sds for ADVI.
+    """Starting means and sds for ADVI, near the posterior mode so that few steps are needed.
 
-    Network weights and hidden biases: Glorot-uniform, as scikit-learn's ``MLPRegressor``
-    draws them, from the fit's seeded generator (starting sd ``weight_sd`` when they are
-    variational). Output bias, noise and random intercepts: the random-intercept linear fit's
-    starting point (``gaussian_re_init``), so the group offsets start near their values and
-    the network only has to learn the rest.
+    Output bias, noise and random intercepts start at the random-intercept linear model's
+    starting point (``gaussian_re_init``). The network then starts at a penalised
+    least-squares fit to what those group offsets leave (scikit-learn's ``MLPRegressor`` with
+    L-BFGS, the same architecture and L2 strength, Glorot-initialised from the fit's seeded
+    generator); where that is not possible (no network inputs, one row) the weights are
+    Glorot-uniform draws. Variational weights start with sd ``weight_sd``.
     """
     factor = 2.0 if activation == "logistic" else 6.0
+    features, target = data["features"], data["target"]
     n_factors = sum(1 for name in data if name.startswith("group_count_"))
     codes = [data[f"group_{k}"] for k in range(n_factors)]
     sizes = [data[f"group_count_{k}"].shape[0] for k in range(n_factors)]
     statistics = gaussian_re_statistics(
-        data["features"], data["target"], codes, sizes, float(data["prior_scale"])
+        features, target, codes, sizes, float(data["prior_scale"])
     )
     linear = gaussian_re_init(statistics)
+    hidden = tuple(
+        data[f"width_{layer}"].shape[0] for layer in range(sum(n.startswith("width_") for n in data))
+    )
+    l2 = float(data["weight_scale"]) ** -2
 
     def init(shapes: dict, rng: np.random.Generator) -> tuple[dict, dict]:
-        weight_names = set(mlp_weight_names(sum(1 for n in shapes if n.startswith("bias_"))))
+        weight_names = mlp_weight_names(len(hidden))
         known = {name: shape for name, shape in shapes.items() if name not in weight_names}
         starts = linear(known, rng)
         means, sds = starts if isinstance(starts, tuple) else (starts, {})
         means = {name: value for name, value in means.items() if name in known}
         sds = {name: value for name, value in sds.items() if name in known}
-        for name in sorted(weight_names):
-            if name == "coef_out":
-                fan_in, fan_out = shapes[name][0], 1
-            else:
-                layer = name.rsplit("_", 1)[1]
-                fan_in, fan_out = shapes[f"coef_{layer}"]
-            bound = np.sqrt(factor / max(fan_in + fan_out, 1))
-            means[name] = rng.uniform(-bound, bound, size=shapes[name])
+        offsets = np.zeros_like(target)
+        for k in range(n_factors):
+            group_sd = np.exp(means.get(f"sigma_group_{k}_log__", np.log(0.1)))
+            z_k = np.broadcast_to(means.get(f"z_group_{k}", 0.0), shapes[f"z_group_{k}"])
+            offsets = offsets + group_sd * z_k[codes[k]]
+        seed = int(rng.integers(np.iinfo(np.int32).max))
+        network = _prefit_network(features, target - offsets, hidden, activation, l2, seed)
+        if network is None:
+            for name in weight_names:
+                fan_in = shapes[name][0]
+                fan_out = shapes[name][1] if len(shapes[name]) == 2 else 1
+                if name.startswith("bias_"):
+                    fan_in, fan_out = shapes[name.replace("bias", "coef")]
+                bound = np.sqrt(factor / max(fan_in + fan_out, 1))
+                means[name] = rng.uniform(-bound, bound, size=shapes[name])
+            # The linear fit's residual sd overstates the noise a network leaves: let its log
+            # move in steps of a tenth (the means' steps scale with their starting sds).
+            sds["sigma_log__"] = max(float(np.max(sds.get("sigma_log__", 0.0))), 0.1)
+        else:
+            coefs, intercepts, residual_sd = network
+            for layer in range(len(hidden)):
+                means[f"coef_{layer}"] = coefs[layer]
+                means[f"bias_{layer}"] = intercepts[layer]
+            means["coef_out"] = coefs[-1][:, 0]
+            means["alpha"] = np.asarray(float(intercepts[-1][0]))
+            means["sigma_log__"] = np.asarray(np.log(max(residual_sd, 1e-3)))
+        for name in weight_names:
             sds[name] = np.full(shapes[name], float(weight_sd))
         return means, sds
 
     return init
+
+
+def _prefit_network(features, target, hidden, activation, l2, seed):
+    """``(coefs, intercepts, residual sd)`` of a penalised least-squares network fit, or None."""
+    if features.shape[1] == 0 or target.shape[0] < 2:
+        return None
+    import warnings
+
+    from sklearn.neural_network import MLPRegressor
+
+    network = MLPRegressor(
+        hidden_layer_sizes=hidden,
+        activation=activation,
+        alpha=l2,
+        solver="lbfgs",
+        max_iter=200,
+        random_state=seed,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            network.fit(features, target)
+        except (ValueError, FloatingPointError):
+            return None
+    residual = target - network.predict(features)
+    parameters = [*network.coefs_, *network.intercepts_]
+    if not all(np.all(np.isfinite(p)) for p in parameters) or not np.all(np.isfinite(residual)):
+        return None
+    return network.coefs_, network.intercepts_, float(np.std(residual))
 
 
 def mlp_re_to_original(draws, x_scaler, y_scaler, n_layers: int, n_groups: list[int]) -> dict:

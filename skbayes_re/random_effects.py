@@ -43,6 +43,11 @@ class RandomInterceptRegressor(GaussianLinearBase):
         Seed of initialisation, optimisation noise and posterior draws.
     verbose : int, default=0
         0 prints nothing; 1 shows a progress bar with the running loss.
+    batch_size : int or None, default=None
+        Rows per block when the data are reduced to the model's sufficient statistics
+        (cross-products and per-group sums), bounding working memory for very large ``X``.
+        The ELBO and its gradients always use all rows exactly: for this Gaussian model,
+        minibatch noise would buy nothing, since a step costs the same whatever the row count.
 
     Attributes
     ----------
@@ -114,7 +119,9 @@ class RandomInterceptRegressor(GaussianLinearBase):
         prior_scale=2.5,
         random_state=None,
         verbose=0,
+        batch_size=None,
     ):
+        self.batch_size = batch_size
         self.groups = groups
         self.method = method
         self.learning_rate = learning_rate

@@ -505,3 +505,19 @@ def test_same_random_state_same_fit(small_grouped, simulated_mixed):
 
     other = fit(1)
     assert not np.array_equal(other.predict(X), first.predict(X))
+
+
+def test_batched_statistics_agree_with_full_batch():
+    """batch_size bounds memory; the fit must be the full-data fit (within 0.1 posterior sd)."""
+    rng = np.random.default_rng(11)
+    n = 50_000
+    X = rng.normal(size=(n, 3))
+    g = rng.integers(0, 100, n)
+    y = X @ np.array([1.0, 2.0, 3.0]) + rng.normal(size=100)[g] + rng.normal(size=n)
+    Xg = np.column_stack([X, g])
+    full = RandomInterceptRegressor(groups=[3], random_state=0).fit(Xg, y)
+    batched = RandomInterceptRegressor(groups=[3], random_state=0, batch_size=4096).fit(Xg, y)
+    coef_sd = full.posterior_.posterior["coef"].std(("chain", "draw")).to_numpy()
+    assert np.all(np.abs(full.coef_ - batched.coef_) <= 0.1 * coef_sd)
+    effects_full, effects_batched = full.group_effects_[3], batched.group_effects_[3]
+    np.testing.assert_allclose(effects_batched, effects_full, atol=1e-8)
