@@ -48,9 +48,14 @@ class Standardizer:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, values: np.ndarray) -> Standardizer:
-        mean = np.mean(values, axis=0)
-        scale = np.std(values, axis=0)
+    def fit(cls, values: np.ndarray, block_rows: int = 65_536) -> Standardizer:
+        """Column means and standard deviations, in row blocks (two passes), so no
+        temporary as large as ``values`` is made."""
+        n_rows = max(values.shape[0], 1)
+        blocks = range(0, values.shape[0], block_rows)
+        mean = sum(np.sum(values[i : i + block_rows], axis=0) for i in blocks) / n_rows
+        squares = sum(np.sum((values[i : i + block_rows] - mean) ** 2, axis=0) for i in blocks)
+        scale = np.sqrt(squares / n_rows) if values.shape[0] else np.ones_like(mean)
         scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
         return cls(mean=np.asarray(mean, dtype=float), scale=np.asarray(scale, dtype=float))
 
@@ -203,9 +208,11 @@ class GroupEncoder:
     def transform(self, labels: pd.Series) -> np.ndarray:
         _check_labels(labels, self.name)
         try:
-            codes = pd.Categorical(labels, categories=self.categories_).codes
+            codes = self.categories_.get_indexer(pd.Index(labels))
         except (TypeError, ValueError):  # labels not comparable with the categories
-            codes = self.categories_.get_indexer(pd.Index(labels, dtype=object))
+            codes = pd.Index(self.categories_, dtype=object).get_indexer(
+                pd.Index(labels, dtype=object)
+            )
         return np.asarray(codes, dtype=np.int64)
 
     @property

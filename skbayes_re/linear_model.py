@@ -11,6 +11,8 @@ from ._base import BaseBayesianRegressor
 
 __all__ = ["BayesianLinearRegressor"]
 
+_DEFAULT_BLOCK_ROWS = 65_536
+
 
 class GaussianLinearBase(BaseBayesianRegressor):
     """Linear mean function plus Gaussian random intercepts (none by default)."""
@@ -34,8 +36,8 @@ class GaussianLinearBase(BaseBayesianRegressor):
         }
 
     def _row_chunks(self, features, target):
-        """Row blocks of at most ``batch_size`` rows (all rows when it is None)."""
-        size = len(target) if self.batch_size is None else self.batch_size
+        """Row blocks of at most ``batch_size`` rows (65,536 when it is None)."""
+        size = _DEFAULT_BLOCK_ROWS if self.batch_size is None else self.batch_size
         for start in range(0, max(len(target), 1), max(size, 1)):
             yield features[start : start + size], target[start : start + size]
 
@@ -126,10 +128,7 @@ class BayesianLinearRegressor(GaussianLinearBase):
 
     Examples
     --------
-    >>> import numbers
-
-import numpy as np
-from sklearn.utils._param_validation import Interval
+    >>> import numpy as np
     >>> from skbayes_re import BayesianLinearRegressor
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(1000, 2))

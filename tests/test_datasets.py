@@ -505,6 +505,7 @@ PUBLIC_FUNCTIONS = [
 
 def test_public_names():
     assert set(PUBLIC_FUNCTIONS) == {
+        "clean_zillow",
         "load_ames",
         "load_radon",
         "load_sleepstudy",
