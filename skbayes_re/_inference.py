@@ -397,11 +397,46 @@ def _precise_enough(engine) -> bool:
     return relative.size == 0 or engine.lr.get_value() <= _LR_TO_SD * np.quantile(relative, 0.1)
 
 
-def _optimise(engine, rng, max_iter, tol, n_obs, window, progress) -> tuple[list, bool]:
+class _Minibatches:
+    """Feeds a random block of rows of the per-row data to the model before each step.
+
+    Rows are visited in a fresh random order every epoch, so each group's rows enter the
+    batches in proportion to their share of the data; the model's ``batch_scale`` data scale
+    the batch log-likelihood up to the full data.
+    """
+
+    def __init__(self, engine, data, row_data, batch_size: int, rng):
+        if "batch_scale" not in engine.data_vars:
+            raise ValueError("Minibatch ADVI needs a model with a 'batch_scale' data variable.")
+        self.targets = [engine.data_vars[name] for name in row_data]
+        self.full = [
+            np.asarray(data[name], dtype=v.dtype) for name, v in zip(row_data, self.targets)
+        ]
+        self.n_rows = len(self.full[0])
+        self.batch = min(int(batch_size), self.n_rows)
+        self.rng = rng
+        self.order, self.position = np.arange(self.n_rows), self.n_rows
+        scale = engine.data_vars["batch_scale"]
+        scale.set_value(np.asarray(self.n_rows / self.batch, dtype=scale.dtype))
+
+    def __call__(self) -> None:
+        if self.position + self.batch > self.n_rows:
+            self.order, self.position = self.rng.permutation(self.n_rows), 0
+        rows = np.sort(self.order[self.position : self.position + self.batch])
+        self.position += self.batch
+        for target, full in zip(self.targets, self.full, strict=True):
+            target.set_value(full[rows], borrow=True)
+
+
+def _optimise(
+    engine, rng, max_iter, tol, n_obs, window, progress, before_step=None
+) -> tuple[list, bool]:
     dim = engine.dim
     losses = np.empty(max_iter)
     converged, phase_start, iteration = False, 0, 0
     while iteration < max_iter:
+        if before_step is not None:
+            before_step()
         losses[iteration] = engine.step(*engine.split_noise(rng.standard_normal(dim)))
         iteration += 1
         progress.update(iteration, losses[iteration - 1])
@@ -467,13 +502,18 @@ def fit_advi(
     init: Callable[[dict[str, tuple], np.random.Generator], dict] | None = None,
     window: int = 100,
     point_blocks: frozenset = frozenset(),
+    row_data: tuple[str, ...] = (),
+    batch_size: int | None = None,
 ) -> ADVIResult:
     """Fit ``build_model(data)`` by ADVI and draw from the approximation.
 
     ``key`` names the model structure: fits with equal keys share one compiled step function,
     whatever their data sizes. ``init`` may return starting means for some parameter blocks
     (by value-variable name) given their shapes and a generator. Blocks named in
-    ``point_blocks`` are optimised as point estimates inside the same objective.
+    ``point_blocks`` are optimised as point estimates inside the same objective. With
+    ``batch_size`` smaller than the row count, each step sees a random block of that many rows
+    of the ``row_data`` arrays (minibatch ADVI; the model scales its likelihood by its
+    ``batch_scale`` data).
     """
     timings = {}
     start = time.perf_counter()
@@ -490,8 +530,13 @@ def fit_advi(
             )
         engine.reset(*_initial_params(engine.blocks, init, rng), learning_rate)
         progress = _Progress(max_iter, verbose > 0)
+        feed = None
+        if batch_size is not None and row_data and batch_size < len(data[row_data[0]]):
+            feed = _Minibatches(engine, data, row_data, batch_size, rng)
         start = time.perf_counter()
-        losses, converged = _optimise(engine, rng, max_iter, tol, n_obs, window, progress)
+        losses, converged = _optimise(
+            engine, rng, max_iter, tol, n_obs, window, progress, before_step=feed
+        )
         timings["optimise"] = time.perf_counter() - start
         progress.close(len(losses), losses[-1], converged)
         mean, scale = engine.averaged_params()
