@@ -410,7 +410,8 @@ class _Minibatches:
             raise ValueError("Minibatch ADVI needs a model with a 'batch_scale' data variable.")
         self.targets = [engine.data_vars[name] for name in row_data]
         self.full = [
-            np.asarray(data[name], dtype=v.dtype) for name, v in zip(row_data, self.targets)
+            np.asarray(data[name], dtype=v.dtype)
+            for name, v in zip(row_data, self.targets, strict=True)
         ]
         self.n_rows = len(self.full[0])
         self.batch = min(int(batch_size), self.n_rows)
