@@ -367,7 +367,7 @@ class _MatMul(COp):
         return [_matmul(g, b.T), _matmul(a.T, g)]
 
     def c_code_cache_version(self):
-        return (1,)
+        return (3,)
 
     def c_code(self, node, name, inputs, outputs, sub):
         a, b = inputs
@@ -392,32 +392,56 @@ class _MatMul(COp):
             if (!{z}) {{ {fail} }}
         }}
         {{
-        const char* A = PyArray_BYTES({a});
-        const char* B = PyArray_BYTES({b});
+        const npy_intp w = (npy_intp)sizeof(double);
         const npy_intp sa0 = PyArray_STRIDES({a})[0], sa1 = PyArray_STRIDES({a})[1];
         const npy_intp sb0 = PyArray_STRIDES({b})[0], sb1 = PyArray_STRIDES({b})[1];
+        if (sa0 % w || sa1 % w || sb0 % w || sb1 % w
+            || !PyArray_ISALIGNED({a}) || !PyArray_ISALIGNED({b})) {{
+            PyErr_SetString(PyExc_ValueError, "_MatMul: unaligned input.");
+            {fail}
+        }}
+        {{
+        const double* A = (const double*)PyArray_DATA({a});
+        const double* B = (const double*)PyArray_DATA({b});
+        const npy_intp a0 = sa0 / w, a1 = sa1 / w, b0 = sb0 / w, b1 = sb1 / w;
         double* Z = (double*)PyArray_DATA({z});
         for (npy_intp i = 0; i < m * n; ++i) Z[i] = 0.0;
         if (m >= k) {{
-            for (npy_intp i = 0; i < m; ++i) {{
-                double* zrow = Z + i * n;
+            /* Many rows, short contraction (forward pass, input gradients): blocks of
+               rows, the row loop innermost so that it is long and vectorises. */
+            const npy_intp block = 64;
+            for (npy_intp start = 0; start < m; start += block) {{
+                const npy_intp stop = start + block < m ? start + block : m;
                 for (npy_intp l = 0; l < k; ++l) {{
-                    const double av = *(const double*)(A + i * sa0 + l * sa1);
-                    const char* brow = B + l * sb0;
-                    for (npy_intp j = 0; j < n; ++j)
-                        zrow[j] += av * *(const double*)(brow + j * sb1);
+                    const double* acol = A + l * a1;
+                    for (npy_intp j = 0; j < n; ++j) {{
+                        const double bv = B[l * b0 + j * b1];
+                        double* zcol = Z + j;
+                        for (npy_intp i = start; i < stop; ++i)
+                            zcol[i * n] += acol[i * a0] * bv;
+                    }}
                 }}
+            }}
+        }} else if (n == 1) {{
+            /* Long contraction into a column (gradient of the output weights): dots. */
+            for (npy_intp i = 0; i < m; ++i) {{
+                const double* arow = A + i * a0;
+                double total = 0.0;
+                for (npy_intp l = 0; l < k; ++l) total += arow[l * a1] * B[l * b0];
+                Z[i] = total;
             }}
         }} else {{
+            /* Long contraction (weight gradients x.T @ g): one pass over the rows. */
             for (npy_intp l = 0; l < k; ++l) {{
-                const char* brow = B + l * sb0;
+                const double* brow = B + l * b0;
+                const double* acol = A + l * a1;
                 for (npy_intp i = 0; i < m; ++i) {{
-                    const double av = *(const double*)(A + i * sa0 + l * sa1);
+                    const double av = acol[i * a0];
                     double* zrow = Z + i * n;
-                    for (npy_intp j = 0; j < n; ++j)
-                        zrow[j] += av * *(const double*)(brow + j * sb1);
+                    for (npy_intp j = 0; j < n; ++j) zrow[j] += av * brow[j * b1];
                 }}
             }}
+        }}
         }}
         }}
         }}
@@ -455,7 +479,7 @@ def build_mlp_re_model(data: dict[str, np.ndarray], activation: str = "tanh") ->
             width = out
         coef_out = pm.Normal("coef_out", 0.0, weight_scale, shape=(width,))
         alpha = pm.Normal("alpha", 0.0, scale)
-        mean = alpha + pt.sum(hidden * coef_out[None, :], axis=1)
+        mean = alpha + pt.sum(_matmul(hidden, coef_out[:, None]), axis=1)
         sigma = pm.HalfNormal("sigma", scale)
         for k in range(n_factors):
             sigma_k = pm.HalfNormal(f"sigma_group_{k}", scale)
@@ -472,97 +496,49 @@ def build_mlp_re_model(data: dict[str, np.ndarray], activation: str = "tanh") ->
     return model
 
 
-def mlp_re_init(data: dict[str, np.ndarray], activation: str, weight_sd: float = 0.1):
-    """Starting means and sds for ADVI, near the posterior mode so that few steps are needed.
+def mlp_re_init(data: dict[str, np.ndarray], activation: str):
+    """Starting means and sds for ADVI.
 
-    Output bias, noise and random intercepts start at the random-intercept linear model's
-    starting point (``gaussian_re_init``). The network then starts at a penalised
-    least-squares fit to what those group offsets leave (scikit-learn's ``MLPRegressor`` with
-    L-BFGS, the same architecture and L2 strength, Glorot-initialised from the fit's seeded
-    generator); where that is not possible (no network inputs, one row) the weights are
-    Glorot-uniform draws. Variational weights start with sd ``weight_sd``.
+    Network weights and hidden biases: Glorot-uniform draws from the fit's seeded generator,
+    as scikit-learn's ``MLPRegressor`` makes them. Output bias, noise and random intercepts:
+    the random-intercept linear model's starting point (``gaussian_re_init``), so the group
+    offsets start near their values and the network only has to learn the rest.
     """
     factor = 2.0 if activation == "logistic" else 6.0
-    features, target = data["features"], data["target"]
     n_factors = sum(1 for name in data if name.startswith("group_count_"))
     codes = [data[f"group_{k}"] for k in range(n_factors)]
     sizes = [data[f"group_count_{k}"].shape[0] for k in range(n_factors)]
     statistics = gaussian_re_statistics(
-        features, target, codes, sizes, float(data["prior_scale"])
+        data["features"], data["target"], codes, sizes, float(data["prior_scale"])
     )
     linear = gaussian_re_init(statistics)
-    hidden = tuple(
-        data[f"width_{layer}"].shape[0] for layer in range(sum(n.startswith("width_") for n in data))
-    )
-    l2 = float(data["weight_scale"]) ** -2
+    n_layers = sum(1 for name in data if name.startswith("width_"))
 
     def init(shapes: dict, rng: np.random.Generator) -> tuple[dict, dict]:
-        weight_names = mlp_weight_names(len(hidden))
+        weight_names = mlp_weight_names(n_layers)
         known = {name: shape for name, shape in shapes.items() if name not in weight_names}
         starts = linear(known, rng)
         means, sds = starts if isinstance(starts, tuple) else (starts, {})
         means = {name: value for name, value in means.items() if name in known}
         sds = {name: value for name, value in sds.items() if name in known}
-        offsets = np.zeros_like(target)
-        for k in range(n_factors):
-            group_sd = np.exp(means.get(f"sigma_group_{k}_log__", np.log(0.1)))
-            z_k = np.broadcast_to(means.get(f"z_group_{k}", 0.0), shapes[f"z_group_{k}"])
-            offsets = offsets + group_sd * z_k[codes[k]]
-        seed = int(rng.integers(np.iinfo(np.int32).max))
-        network = _prefit_network(features, target - offsets, hidden, activation, l2, seed)
-        if network is None:
-            for name in weight_names:
-                fan_in = shapes[name][0]
-                fan_out = shapes[name][1] if len(shapes[name]) == 2 else 1
-                if name.startswith("bias_"):
-                    fan_in, fan_out = shapes[name.replace("bias", "coef")]
-                bound = np.sqrt(factor / max(fan_in + fan_out, 1))
-                means[name] = rng.uniform(-bound, bound, size=shapes[name])
-            # The linear fit's residual sd overstates the noise a network leaves: let its log
-            # move in steps of a tenth (the means' steps scale with their starting sds).
-            sds["sigma_log__"] = max(float(np.max(sds.get("sigma_log__", 0.0))), 0.1)
-        else:
-            coefs, intercepts, residual_sd = network
-            for layer in range(len(hidden)):
-                means[f"coef_{layer}"] = coefs[layer]
-                means[f"bias_{layer}"] = intercepts[layer]
-            means["coef_out"] = coefs[-1][:, 0]
-            means["alpha"] = np.asarray(float(intercepts[-1][0]))
-            means["sigma_log__"] = np.asarray(np.log(max(residual_sd, 1e-3)))
+        # The means' steps scale with their starting sds, and the engine keeps lowering its
+        # learning rate until that is small beside the posterior sd relative to the start.
+        # The network moves the noise, output bias and offsets far from the linear start:
+        # start those at their prior scale (the noise's log at a tenth), so they move freely
+        # at first and the optimisation always ends in a slower, averaged phase.
+        sds["sigma_log__"] = 0.1
+        sds["alpha"] = 1.0
+        for name in known:
+            if name.startswith("z_group_"):
+                sds[name] = 1.0
         for name in weight_names:
-            sds[name] = np.full(shapes[name], float(weight_sd))
+            shape = shapes[name.replace("bias_", "coef_")]
+            fan_in, fan_out = (shape[0], 1) if len(shape) == 1 else shape
+            bound = np.sqrt(factor / max(fan_in + fan_out, 1))
+            means[name] = rng.uniform(-bound, bound, size=shapes[name])
         return means, sds
 
     return init
-
-
-def _prefit_network(features, target, hidden, activation, l2, seed):
-    """``(coefs, intercepts, residual sd)`` of a penalised least-squares network fit, or None."""
-    if features.shape[1] == 0 or target.shape[0] < 2:
-        return None
-    import warnings
-
-    from sklearn.neural_network import MLPRegressor
-
-    network = MLPRegressor(
-        hidden_layer_sizes=hidden,
-        activation=activation,
-        alpha=l2,
-        solver="lbfgs",
-        max_iter=200,
-        random_state=seed,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            network.fit(features, target)
-        except (ValueError, FloatingPointError):
-            return None
-    residual = target - network.predict(features)
-    parameters = [*network.coefs_, *network.intercepts_]
-    if not all(np.all(np.isfinite(p)) for p in parameters) or not np.all(np.isfinite(residual)):
-        return None
-    return network.coefs_, network.intercepts_, float(np.std(residual))
 
 
 def mlp_re_to_original(draws, x_scaler, y_scaler, n_layers: int, n_groups: list[int]) -> dict:

@@ -9,10 +9,12 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseBayesianRegressor
+from ._validation import seed_from_random_state
 
 __all__ = ["RandomEffectsMLPRegressor"]
 
 _CHUNK_CELLS = 4_000_000  # rows x weight draws x layer width evaluated at once
+_WARM_WEIGHT_SD = 0.05  # starting sd of the network weights after the MAP stage
 
 
 def _activate(values: np.ndarray, activation: str) -> np.ndarray:
@@ -34,11 +36,7 @@ def _check_hidden_layer_sizes(hidden_layer_sizes) -> tuple[int, ...]:
         else list(hidden_layer_sizes)
     )
     for size in sizes:
-        if (
-            isinstance(size, (bool, np.bool_))
-            or not isinstance(size, numbers.Integral)
-            or size < 1
-        ):
+        if isinstance(size, (bool, np.bool_)) or not isinstance(size, numbers.Integral) or size < 1:
             raise ValueError(
                 "hidden_layer_sizes must be a positive integer or a sequence of positive "
                 f"integers (one per hidden layer); got {hidden_layer_sizes!r}."
@@ -219,6 +217,11 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
                 "method='advi', or weights='bayesian' with method='fullrank_advi'."
             )
         self._hidden_sizes = sizes
+        # NumPy's column means round differently for C- and Fortran-ordered input (a
+        # DataFrame gives the latter), and a network's optimisation amplifies last-bit
+        # differences in its data. Rounding the standardised features to 1e-10 (far below any
+        # statistical precision) makes a fit independent of the input's memory layout.
+        features = np.ascontiguousarray(np.round(features, 10))
         data = _models.mlp_re_data(
             features, target, codes, n_groups, sizes, self.prior_scale, self.alpha
         )
@@ -230,6 +233,71 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
             "init": _models.mlp_re_init(data, self.activation),
             "point": point or frozenset(),
         }
+
+    def _run_engine(self, spec: dict, n_obs: int):
+        """``weights="bayesian"``: fit ``weights="map"`` first, then the full variational
+        posterior from that point (the network weights starting with sd ``_WARM_WEIGHT_SD``).
+
+        Mean-field ADVI from random weights often stalls with a near-constant network, its
+        weight noise drowning the signal; started at the joint MAP network it does not.
+        """
+        if self.weights != "bayesian":
+            return super()._run_engine(spec, n_obs)
+        from dataclasses import replace
+
+        from ._inference import fit_advi
+        from ._models import mlp_weight_names
+
+        names = frozenset(mlp_weight_names(len(self._hidden_sizes)))
+        seeds = np.random.default_rng(seed_from_random_state(self.random_state)).integers(
+            np.iinfo(np.int32).max, size=2
+        )
+        common = {
+            "n_obs": n_obs,
+            "learning_rate": self.learning_rate,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "verbose": self.verbose,
+        }
+        first = fit_advi(
+            (*spec["key"][:-1], "map"),
+            spec["build"],
+            spec["data"],
+            method="advi",
+            n_draws=1,
+            random_state=int(seeds[0]),
+            init=spec["init"],
+            point_blocks=names,
+            **common,
+        )
+
+        def warm_start(shapes, rng):
+            sds = {
+                name: np.full(shapes[name], _WARM_WEIGHT_SD) if name in names else sd
+                for name, sd in first.sd.items()
+            }
+            return dict(first.mean), sds
+
+        second = fit_advi(
+            spec["key"],
+            spec["build"],
+            spec["data"],
+            method=self.method,
+            n_draws=self.n_posterior_samples,
+            random_state=int(seeds[1]),
+            init=warm_start,
+            **common,
+        )
+        timings = {
+            name: first.timings.get(name, 0.0) + second.timings.get(name, 0.0)
+            for name in {**first.timings, **second.timings}
+        }
+        return replace(
+            second,
+            loss_curve=[*first.loss_curve, *second.loss_curve],
+            n_iter=first.n_iter + second.n_iter,
+            timings=timings,
+        )
 
     def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
         from ._models import mlp_re_to_original, mlp_weight_names

@@ -2,12 +2,15 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skbayes_re import BayesianLinearRegressor, RandomInterceptRegressor
+from skbayes_re import BayesianLinearRegressor, RandomEffectsMLPRegressor, RandomInterceptRegressor
 
 ESTIMATORS = [
     BayesianLinearRegressor(random_state=0),
     RandomInterceptRegressor(random_state=0),
     RandomInterceptRegressor(groups=[0], random_state=0),
+    RandomEffectsMLPRegressor(random_state=0),
+    RandomEffectsMLPRegressor(weights="bayesian", random_state=0),
+    RandomEffectsMLPRegressor(groups=[0], random_state=0),
 ]
 
 
