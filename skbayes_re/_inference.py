@@ -481,8 +481,10 @@ def _constrain(blocks: list[_Block], unconstrained: dict[str, np.ndarray]):
 
 def _draw(engine, mean, scale, n_draws, rng) -> np.ndarray:
     eps = rng.standard_normal((n_draws, mean.shape[0]))
-    if engine.method == "advi":
-        return mean + np.exp(scale) * eps
+    if engine.method == "advi":  # in place: with many groups this array is the largest
+        eps *= np.exp(scale)
+        eps += mean
+        return eps
     unit = np.tril(scale, -1) + np.eye(scale.shape[0])
     return mean + eps @ (np.exp(np.diag(scale))[:, None] * unit).T
 

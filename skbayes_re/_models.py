@@ -164,7 +164,9 @@ def gaussian_re_to_original(draws, x_scaler, y_scaler, n_groups: list[int]) -> d
     effects, group_sd = [], []
     for k, size in enumerate(n_groups):
         sigma_k = draws[f"sigma_group_{k}"]
-        effects.append(y_scale * sigma_k[:, None] * draws[f"z_group_{k}"][:, :size])
+        effect = draws.pop(f"z_group_{k}")[:, :size] * sigma_k[:, None]
+        effect *= y_scale
+        effects.append(effect)
         group_sd.append(y_scale * sigma_k)
     return {
         "intercept": intercept,
@@ -275,8 +277,6 @@ def _init_factor(data, k, b, noise_var, means, sds) -> float:
 # Neural-network mean function with random intercepts
 # --------------------------------------------------------------------------------------------
 
-MLP_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
-
 
 def mlp_re_data(
     features: np.ndarray,
@@ -341,8 +341,9 @@ class _MatMul(COp):
     PyTensor's own matrix products become BLAS ops, which have no C code when no optimised
     BLAS is linked; one such op sends the whole ELBO step from the single-module C linker to
     one module per op (a much slower cold compile). A broadcast product and a sum would stay in
-    C but materialise an ``(n, fan_in, fan_out)`` temporary; this op makes one pass over the
-    rows instead, which for the narrow layers of this model is as fast as a BLAS call.
+    C but materialise an ``(n, fan_in, fan_out)`` temporary and cost several times more per
+    step; these loops make one pass over the rows, within a small factor of a BLAS call for
+    the narrow layers of this model.
     """
 
     __props__ = ()
@@ -367,15 +368,12 @@ class _MatMul(COp):
         return [_matmul(g, b.T), _matmul(a.T, g)]
 
     def c_code_cache_version(self):
-        return (3,)
+        return (4,)
 
     def c_code(self, node, name, inputs, outputs, sub):
         a, b = inputs
         (z,) = outputs
         fail = sub["fail"]
-        # Rows of the output outermost when they outnumber the contraction (forward pass,
-        # input gradients); otherwise the contraction outermost, so that a weight gradient
-        # ``x.T @ g`` reads each row of ``x`` and ``g`` once.
         return f"""
         {{
         const npy_intp m = PyArray_DIMS({a})[0], k = PyArray_DIMS({a})[1];
@@ -393,8 +391,11 @@ class _MatMul(COp):
         }}
         {{
         const npy_intp w = (npy_intp)sizeof(double);
-        const npy_intp sa0 = PyArray_STRIDES({a})[0], sa1 = PyArray_STRIDES({a})[1];
-        const npy_intp sb0 = PyArray_STRIDES({b})[0], sb1 = PyArray_STRIDES({b})[1];
+        /* The stride of an axis of length one is never used (and may be anything). */
+        const npy_intp sa0 = m > 1 ? PyArray_STRIDES({a})[0] : 0;
+        const npy_intp sa1 = k > 1 ? PyArray_STRIDES({a})[1] : 0;
+        const npy_intp sb0 = k > 1 ? PyArray_STRIDES({b})[0] : 0;
+        const npy_intp sb1 = n > 1 ? PyArray_STRIDES({b})[1] : 0;
         if (sa0 % w || sa1 % w || sb0 % w || sb1 % w
             || !PyArray_ISALIGNED({a}) || !PyArray_ISALIGNED({b})) {{
             PyErr_SetString(PyExc_ValueError, "_MatMul: unaligned input.");
@@ -479,6 +480,8 @@ def build_mlp_re_model(data: dict[str, np.ndarray], activation: str = "tanh") ->
             width = out
         coef_out = pm.Normal("coef_out", 0.0, weight_scale, shape=(width,))
         alpha = pm.Normal("alpha", 0.0, scale)
+        # A sum over the one output column, not ``[:, 0]``: the gradient of a column slice
+        # (an IncSubtensor on an Alloc) breaks PyTensor's single-module C linker.
         mean = alpha + pt.sum(_matmul(hidden, coef_out[:, None]), axis=1)
         sigma = pm.HalfNormal("sigma", scale)
         for k in range(n_factors):
@@ -494,6 +497,9 @@ def build_mlp_re_model(data: dict[str, np.ndarray], activation: str = "tanh") ->
             - pt.sum(residual**2) / (2.0 * sigma**2),
         )
     return model
+
+
+_START_SD_FACTOR = 10.0
 
 
 def mlp_re_init(data: dict[str, np.ndarray], activation: str):
@@ -521,16 +527,13 @@ def mlp_re_init(data: dict[str, np.ndarray], activation: str):
         means, sds = starts if isinstance(starts, tuple) else (starts, {})
         means = {name: value for name, value in means.items() if name in known}
         sds = {name: value for name, value in sds.items() if name in known}
-        # The means' steps scale with their starting sds, and the engine keeps lowering its
-        # learning rate until that is small beside the posterior sd relative to the start.
-        # The network moves the noise, output bias and offsets far from the linear start:
-        # start those at their prior scale (the noise's log at a tenth), so they move freely
-        # at first and the optimisation always ends in a slower, averaged phase.
-        sds["sigma_log__"] = 0.1
-        sds["alpha"] = 1.0
-        for name in known:
-            if name.startswith("z_group_"):
-                sds[name] = 1.0
+        # The means' steps scale with their starting sds, and the engine lowers its learning
+        # rate until it is small beside the posterior sds relative to those, averaging the
+        # iterates of the last phase only. Starting ten times wider than the linear model's
+        # posterior sds lets the offsets and the noise follow the network as it learns, and
+        # makes the fit end in a slower phase whose average leaves out that transient.
+        sds = {name: _START_SD_FACTOR * np.asarray(value) for name, value in sds.items()}
+        sds["sigma_log__"] = np.maximum(sds.get("sigma_log__", 0.0), 0.1)
         for name in weight_names:
             shape = shapes[name.replace("bias_", "coef_")]
             fan_in, fan_out = (shape[0], 1) if len(shape) == 1 else shape
