@@ -359,13 +359,21 @@ class _MatMul(COp):
         a, b = inputs
         outputs[0][0] = np.asarray(a @ b, dtype=np.float64)
 
-    def infer_shape(self, fgraph, node, shapes):
+    def infer_shape(self, *args):
+        # ``(node, input_shapes)``; PyTensor before 3 passes ``fgraph`` first (PyTensor 3 warns
+        # on a signature that still names it), so the shapes are read as the last argument.
+        shapes = args[-1]
         return [(shapes[0][0], shapes[1][1])]
 
-    def grad(self, inputs, output_grads):
+    def pullback(self, inputs, outputs, cotangents):
         a, b = inputs
-        (g,) = output_grads
+        (g,) = cotangents
         return [_matmul(g, b.T), _matmul(a.T, g)]
+
+    # PyTensor 3 differentiates through `pullback` (overriding `grad`/`L_op` is deprecated
+    # there); earlier versions call `L_op`, which takes the same arguments.
+    if not hasattr(COp, "pullback"):
+        L_op = pullback
 
     def c_code_cache_version(self):
         return (4,)
