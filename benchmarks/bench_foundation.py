@@ -1,6 +1,6 @@
 """Foundation benchmark: check_estimator time, warm and cold fit time, all side by side.
 
-* ``check_estimator(BayesianLinearRegressor())`` against the same checks on a naive estimator
+* ``check_estimator`` on each estimator against the same checks on a naive estimator
   that builds a fresh ``pm.Model`` and calls ``pm.fit`` on every fit.
 * A warm fit on 37,000 x 3 rows against ``sklearn.linear_model.BayesianRidge``.
 * A cold first fit in a fresh process with an empty PyTensor compile cache, against a warm
@@ -21,7 +21,7 @@ from sklearn.linear_model import BayesianRidge
 from sklearn.utils.estimator_checks import check_estimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skbayes_re import BayesianLinearRegressor
+from skbayes_re import BayesianLinearRegressor, RandomEffectsMLPRegressor, RandomInterceptRegressor
 
 NAIVE_ITERATIONS = 3000
 
@@ -76,7 +76,7 @@ COLD_FIT = """
 import time
 start = time.perf_counter()
 import numpy as np
-from skbayes_re import BayesianLinearRegressor
+from skbayes_re import BayesianLinearRegressor, RandomEffectsMLPRegressor, RandomInterceptRegressor
 imported = time.perf_counter()
 rng = np.random.default_rng(0)
 X = rng.normal(size=(37000, 3)); y = X @ np.array([1.0, -2.0, 0.5]) + rng.normal(size=37000)
@@ -94,7 +94,18 @@ def main():
     BayesianLinearRegressor(random_state=0).fit(X, y)  # compile once (warm from here on)
     model, ours = timed(BayesianLinearRegressor(random_state=0).fit, X, y, repeat=5)
     _, ridge = timed(BayesianRidge().fit, X, y, repeat=5)
-    check_ours = time_check_estimator(BayesianLinearRegressor(random_state=0))
+    checked = {
+        "BayesianLinearRegressor()": BayesianLinearRegressor(random_state=0),
+        "RandomInterceptRegressor()": RandomInterceptRegressor(random_state=0),
+        "RandomInterceptRegressor(groups=[0])": RandomInterceptRegressor(
+            groups=[0], random_state=0
+        ),
+        "RandomEffectsMLPRegressor()": RandomEffectsMLPRegressor(random_state=0),
+        'RandomEffectsMLPRegressor(weights="bayesian")': RandomEffectsMLPRegressor(
+            weights="bayesian", random_state=0
+        ),
+    }
+    check_seconds = {name: time_check_estimator(est) for name, est in checked.items()}
     check_naive = time_check_estimator(NaivePyMCRegressor())
     cold = fresh_process_fit(empty_cache=True)
     warm_disk = fresh_process_fit(empty_cache=False)
@@ -104,7 +115,10 @@ def main():
     text += "## check_estimator wall time\n\n" + markdown_table(
         ["estimator", "seconds", "ratio to naive"],
         [
-            ["BayesianLinearRegressor", f"{check_ours:.1f}", f"{check_ours / check_naive:.3f}"],
+            *(
+                [name, f"{seconds:.1f}", f"{seconds / check_naive:.3f}"]
+                for name, seconds in check_seconds.items()
+            ),
             [f"naive pm.Model + pm.fit({NAIVE_ITERATIONS}) per fit", f"{check_naive:.1f}", "1"],
         ],
     )

@@ -3,7 +3,10 @@
 A subclass states its model through three hooks:
 
 * ``_inference_spec(features, target, codes, n_groups)``: what to hand the ADVI engine (structure
-  key, model builder, data, initialiser), given standardised arrays and group codes;
+  key, model builder, data, initialiser, and optionally the per-row arrays and batch size of
+  minibatch ADVI), given the features in the user's units (standardise them with
+  ``self._x_scaler``, in blocks when the model allows, so large data are not copied whole),
+  the standardised target and the group codes;
 * ``_store_fit(draws, n_seen)``: turn the engine's standardised-scale draws into fitted
   attributes and the original-scale draws kept for prediction;
 * ``_mean_function(features)``: the population-level mean of each row under each stored draw,
@@ -92,10 +95,10 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         self._group_positions = positions
         self._group_names = [self._column_name(X, i) for i in positions]
         codes, n_groups, n_seen = self._encode_for_fit(labels)
-        spec = self._inference_spec(
-            self._x_scaler.transform(features), self._y_scaler.transform(target), codes, n_groups
-        )
+        spec = self._inference_spec(features, self._y_scaler.transform(target), codes, n_groups)
+        del features, labels  # the spec holds what the fit needs: free a large X's copy
         result = self._run_engine(spec, n_obs=len(target))
+        del spec
         self._draws = self._store_fit(result.draws, n_seen)
         self.sigma_ = float(np.mean(self._draws["sigma"]))
         self._store_groups(n_seen)
@@ -121,6 +124,9 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
             verbose=self.verbose,
             init=spec.get("init"),
             point_blocks=spec.get("point", frozenset()),
+            row_data=spec.get("row_data", ()),
+            batch_size=spec.get("batch_size"),
+            move=spec.get("move"),
         )
 
     @staticmethod
@@ -149,7 +155,7 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
 
         self.group_effects_, self.group_sd_ = {}, {}
         for k, name in enumerate(self._group_names):
-            effects = self._draws["effects"][k].mean(axis=0)
+            effects = self._draws["effects"][k].mean(axis=0, dtype=np.float64)
             index = pd.Index(self._encoders[k].categories_, name=name)
             self.group_effects_[name] = pd.Series(effects, index=index, name="effect")
             self.group_sd_[name] = float(np.mean(self._draws["group_sd"][k]))

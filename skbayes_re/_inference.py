@@ -53,6 +53,8 @@ _INIT_LOG_SD = float(np.log(0.1))
 _MAX_FULLRANK_DIM = 3000
 _LR_TO_SD = 0.25
 _POINT_LOG_SD = -50.0  # a point-estimated block: sd exp(-50), i.e. no spread
+_FLOAT32_BLOCK_SIZE = 4096
+_MINIBATCH_WINDOW_FACTOR = 4
 
 
 @dataclass
@@ -260,7 +262,9 @@ class _CompiledADVI:
         if missing:
             raise KeyError(f"Model data not supplied: {sorted(missing)}")
         for name, var in self.data_vars.items():
-            var.set_value(np.asarray(data[name], dtype=var.dtype))
+            # Borrowed, not copied: the step only reads its data, and a copy of a large
+            # design matrix would double the fit's memory.
+            var.set_value(np.asarray(data[name], dtype=var.dtype), borrow=True)
         for block, shape in zip(self.blocks, self._shape_fn(), strict=True):
             block.shape = tuple(int(s) for s in np.atleast_1d(shape)) if np.ndim(shape) else ()
         bounds = np.cumsum([0] + [block.size for block in self.blocks])
@@ -268,6 +272,13 @@ class _CompiledADVI:
             (int(start), int(stop), block.shape)
             for start, stop, block in zip(bounds[:-1], bounds[1:], self.blocks, strict=True)
         ]
+
+    def release_data(self) -> None:
+        """Drop the references to a fit's arrays, so a cached engine holds no user data."""
+        for var in self.data_vars.values():
+            value = var.get_value(borrow=True)
+            if value.ndim:
+                var.set_value(np.zeros((0,) * value.ndim, dtype=value.dtype), borrow=True)
 
     @property
     def dim(self) -> int:
@@ -327,6 +338,17 @@ class _CompiledADVI:
             self._collect(self.averages[:n_means]),
             self._collect(self.averages[n_means:]),
         )
+
+    def restart_from_average(self, move=None) -> None:
+        """Start a new phase from the average of the last one's iterates (far less noisy than
+        the last iterate when the gradients are noisy, as with minibatches), after
+        ``move(means, log_sds)`` (by block name, edited in place) for mean-field fits."""
+        mean, scale = self.averaged_params()
+        if self.method == "advi" and move is not None:
+            move(_split(self.blocks, mean), _split(self.blocks, scale))
+        self._assign(self.means, mean)
+        self._assign(self.scales, scale)
+        self.restart_average()
 
     def split_noise(self, eps: np.ndarray) -> list[np.ndarray]:
         """Per-block views of one flat standard-normal draw, as the step function takes."""
@@ -430,7 +452,7 @@ class _Minibatches:
 
 
 def _optimise(
-    engine, rng, max_iter, tol, n_obs, window, progress, before_step=None
+    engine, rng, max_iter, tol, n_obs, window, progress, before_step=None, move=None
 ) -> tuple[list, bool]:
     dim = engine.dim
     losses = np.empty(max_iter)
@@ -449,7 +471,7 @@ def _optimise(
                 converged = True
                 break
             engine.lr.set_value(engine.lr.get_value() / 10.0)
-            engine.restart_average()
+            engine.restart_from_average(move)
             phase_start = iteration
     if not np.all(np.isfinite(losses[:iteration])):
         raise FloatingPointError(
@@ -479,14 +501,25 @@ def _constrain(blocks: list[_Block], unconstrained: dict[str, np.ndarray]):
     return out
 
 
-def _draw(engine, mean, scale, n_draws, rng) -> np.ndarray:
-    eps = rng.standard_normal((n_draws, mean.shape[0]))
-    if engine.method == "advi":  # in place: with many groups this array is the largest
-        eps *= np.exp(scale)
-        eps += mean
-        return eps
-    unit = np.tril(scale, -1) + np.eye(scale.shape[0])
-    return mean + eps @ (np.exp(np.diag(scale))[:, None] * unit).T
+def _draw(blocks, method, mean, scale, n_draws, rng) -> dict[str, np.ndarray]:
+    """Draws from the approximation, by block (unconstrained scale). Mean-field draws are made
+    one block at a time and in place, so each block is its own array, freed once used: with
+    many groups the group block is by far the largest, and a block of more than
+    ``_FLOAT32_BLOCK_SIZE`` parameters is drawn in float32 (its Monte Carlo error is far above
+    float32's precision)."""
+    if method != "advi":
+        eps = rng.standard_normal((n_draws, mean.shape[0]))
+        unit = np.tril(scale, -1) + np.eye(scale.shape[0])
+        return _split(blocks, mean + eps @ (np.exp(np.diag(scale))[:, None] * unit).T)
+    means, log_sds = _split(blocks, mean), _split(blocks, scale)
+    draws = {}
+    for block in blocks:
+        dtype = np.float32 if block.size >= _FLOAT32_BLOCK_SIZE else np.float64
+        eps = rng.standard_normal((n_draws, *block.shape), dtype=dtype)
+        eps *= np.exp(log_sds[block.name])
+        eps += means[block.name]
+        draws[block.name] = eps
+    return draws
 
 
 def fit_advi(
@@ -507,6 +540,7 @@ def fit_advi(
     point_blocks: frozenset = frozenset(),
     row_data: tuple[str, ...] = (),
     batch_size: int | None = None,
+    move: Callable[[dict, dict], None] | None = None,
 ) -> ADVIResult:
     """Fit ``build_model(data)`` by ADVI and draw from the approximation.
 
@@ -516,7 +550,10 @@ def fit_advi(
     ``point_blocks`` are optimised as point estimates inside the same objective. With
     ``batch_size`` smaller than the row count, each step sees a random block of that many rows
     of the ``row_data`` arrays (minibatch ADVI; the model scales its likelihood by its
-    ``batch_scale`` data).
+    ``batch_scale`` data). ``move(means, log_sds)``, for mean-field fits, may edit the
+    parameters by block in place with a closed-form step that raises the ELBO (along a
+    direction that gradient steps follow slowly); it is applied whenever the learning rate
+    drops and to the final averaged parameters.
     """
     timings = {}
     start = time.perf_counter()
@@ -536,14 +573,18 @@ def fit_advi(
         feed = None
         if batch_size is not None and row_data and batch_size < len(data[row_data[0]]):
             feed = _Minibatches(engine, data, row_data, batch_size, rng)
+            window *= _MINIBATCH_WINDOW_FACTOR
         start = time.perf_counter()
         losses, converged = _optimise(
-            engine, rng, max_iter, tol, n_obs, window, progress, before_step=feed
+            engine, rng, max_iter, tol, n_obs, window, progress, before_step=feed, move=move
         )
         timings["optimise"] = time.perf_counter() - start
         progress.close(len(losses), losses[-1], converged)
         mean, scale = engine.averaged_params()
         blocks = [_Block(b.name, b.transform, b.shape) for b in engine.blocks]
+        if method == "advi" and move is not None:
+            move(_split(blocks, mean), _split(blocks, scale))
+        engine.release_data()
     if not converged:
         warnings.warn(
             f"ADVI stopped at max_iter={max_iter} before the ELBO converged (tol={tol}); "
@@ -551,7 +592,7 @@ def fit_advi(
             ConvergenceWarning,
             stacklevel=3,
         )
-    draws = _constrain(blocks, _split(blocks, _draw(engine, mean, scale, n_draws, rng)))
+    draws = _constrain(blocks, _draw(blocks, method, mean, scale, n_draws, rng))
     sd = np.exp(scale) if method == "advi" else np.exp(np.diag(scale))
     return ADVIResult(
         draws=draws,

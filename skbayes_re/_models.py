@@ -88,10 +88,15 @@ def _dense_statistics(features, target, codes, n_groups) -> dict[str, np.ndarray
     return data
 
 
+def _count_prefixed(data: dict, prefix: str) -> int:
+    """How many arrays are named ``prefix<i>`` (grouping factors, hidden layers)."""
+    return sum(1 for name in data if name.startswith(prefix))
+
+
 def gaussian_re_structure(data: dict[str, np.ndarray]) -> tuple:
     """What fixes the compiled graph: whether there are features, and how many grouping
     factors (row, feature and group counts stay symbolic)."""
-    n_factors = sum(1 for name in data if name.startswith("ysum_"))
+    n_factors = _count_prefixed(data, "ysum_")
     return ("gaussian_re", int(data["wty"].shape[0]) > 1, n_factors)
 
 
@@ -125,28 +130,68 @@ def build_gaussian_re_model(data: dict[str, np.ndarray]) -> pm.Model:
             coefs.append(pm.Normal("beta", 0.0, scale, shape=(box["wty"].shape[0] - 1,)))
         b = pt.concatenate(coefs)
         sigma = pm.HalfNormal("sigma", scale)
-        rss = box["yty"] - 2.0 * _dot(b, box["wty"]) + _quadratic(box["wtw"], b, b)
-        effects = []
-        for k in range(n_factors):
-            counts = box[f"wtz_{k}"][0]
-            sigma_k = pm.HalfNormal(f"sigma_group_{k}", scale)
-            z_k = pm.Normal(f"z_group_{k}", 0.0, 1.0, shape=(counts.shape[0],))
-            u_k = sigma_k * z_k
-            effects.append(u_k)
-            rss += (
-                -2.0 * _dot(u_k, box[f"ysum_{k}"])
-                + 2.0 * _quadratic(box[f"wtz_{k}"], b, u_k)
-                + pt.sum(counts * u_k**2)
-            )
-        for k, m in itertools.combinations(range(n_factors), 2):
-            first = effects[k][box[f"pair_first_{k}_{m}"]]
-            second = effects[m][box[f"pair_second_{k}_{m}"]]
-            rss += 2.0 * pt.sum(box[f"pair_count_{k}_{m}"] * first * second)
-        n_obs = box["n_obs"]
-        pm.Potential(
-            "loglik", -0.5 * n_obs * _LOG_2PI - n_obs * pt.log(sigma) - rss / (2.0 * sigma**2)
-        )
+        effects = _random_intercepts(box, scale, n_factors)
+        _gaussian_loglik(box, sigma, _linear_rss(box, b, effects))
     return model
+
+
+def _random_intercepts(box, scale, n_factors: int) -> list:
+    """Non-centred intercepts ``u_k = sigma_k * z_k``, one vector per grouping factor."""
+    effects = []
+    for k in range(n_factors):
+        sigma_k = pm.HalfNormal(f"sigma_group_{k}", scale)
+        z_k = pm.Normal(f"z_group_{k}", 0.0, 1.0, shape=(box[f"ysum_{k}"].shape[0],))
+        effects.append(sigma_k * z_k)
+    return effects
+
+
+def _linear_rss(box, b, effects):
+    """``sum_i (y_i - w_i b - sum_k u_k[g_ki])^2`` from the sufficient statistics
+    (``w_i = (1, x_i)``; see :func:`gaussian_re_statistics_chunked`)."""
+    rss = box["yty"] - 2.0 * _dot(b, box["wty"]) + _quadratic(box["wtw"], b, b)
+    for k, u_k in enumerate(effects):
+        rss += (
+            -2.0 * _dot(u_k, box[f"ysum_{k}"])
+            + 2.0 * _quadratic(box[f"wtz_{k}"], b, u_k)
+            + pt.sum(box[f"wtz_{k}"][0] * u_k**2)
+        )
+    for k, m in itertools.combinations(range(len(effects)), 2):
+        first = effects[k][box[f"pair_first_{k}_{m}"]]
+        second = effects[m][box[f"pair_second_{k}_{m}"]]
+        rss += 2.0 * pt.sum(box[f"pair_count_{k}_{m}"] * first * second)
+    return rss
+
+
+def _gaussian_loglik(box, sigma, rss) -> None:
+    n_obs = box["n_obs"]
+    pm.Potential("loglik", -0.5 * n_obs * _LOG_2PI - n_obs * pt.log(sigma) - rss / (2.0 * sigma**2))
+
+
+def rescale_group_scales(means: dict, log_sds: dict, prior_scale: float) -> None:
+    """The best move of a mean-field posterior along each factor's non-centred ridge.
+
+    Scaling ``sigma_k`` by ``c`` and ``z_k`` (means and sds) by ``1 / c`` leaves every
+    ``u_k = sigma_k z_k``, hence the likelihood, unchanged; the ELBO changes only through
+    ``z_k``'s standard-normal prior, its entropy, ``sigma_k``'s HalfNormal prior and the log
+    transform. With ``A = sum(m^2 + s^2)`` over the ``G`` groups and ``B = E[sigma_k^2] /
+    prior_scale^2``, the ELBO is ``-A / (2 c^2) - (G - 1) log c - B c^2 / 2`` plus constants,
+    maximised at ``c^2 = (sqrt((G - 1)^2 + 4 A B) - (G - 1)) / (2 B)``. Gradient steps follow
+    this direction slowly (its gradient is the prior's alone, small beside noisy likelihood
+    terms), so the fit takes it in closed form. Edits the arrays in place.
+    """
+    k = 0
+    while f"z_group_{k}" in means:
+        z_mean, z_log_sd = means[f"z_group_{k}"], log_sds[f"z_group_{k}"]
+        log_sigma, log_sigma_sd = means[f"sigma_group_{k}_log__"], log_sds[f"sigma_group_{k}_log__"]
+        a = float(np.sum(z_mean**2) + np.sum(np.exp(2.0 * z_log_sd)))
+        b = float(np.exp(2.0 * log_sigma + 2.0 * np.exp(2.0 * log_sigma_sd))) / prior_scale**2
+        dof = z_mean.size - 1.0
+        c_squared = 2.0 * a / (np.sqrt(dof**2 + 4.0 * a * b) + dof)  # the root, stably
+        log_c = 0.5 * np.log(c_squared)
+        z_mean /= np.exp(log_c)
+        z_log_sd -= log_c
+        log_sigma += log_c
+        k += 1
 
 
 def gaussian_re_to_original(draws, x_scaler, y_scaler, n_groups: list[int]) -> dict:
@@ -161,13 +206,7 @@ def gaussian_re_to_original(draws, x_scaler, y_scaler, n_groups: list[int]) -> d
     beta = draws.get("beta", np.zeros((n_draws, 0)))
     coef = y_scale * beta / x_scaler.scale
     intercept = y_mean + y_scale * (alpha - beta @ (x_scaler.mean / x_scaler.scale))
-    effects, group_sd = [], []
-    for k, size in enumerate(n_groups):
-        sigma_k = draws[f"sigma_group_{k}"]
-        effect = draws.pop(f"z_group_{k}")[:, :size] * sigma_k[:, None]
-        effect *= y_scale
-        effects.append(effect)
-        group_sd.append(y_scale * sigma_k)
+    effects, group_sd = group_effects_to_original(draws, y_scale, n_groups)
     return {
         "intercept": intercept,
         "coef": coef,
@@ -177,7 +216,23 @@ def gaussian_re_to_original(draws, x_scaler, y_scaler, n_groups: list[int]) -> d
     }
 
 
-def gaussian_re_init(data: dict[str, np.ndarray]):
+def group_effects_to_original(draws: dict, y_scale: float, n_groups: list[int]):
+    """Per grouping factor, the effect draws ``sigma_k * z_k`` of the groups seen in fit, in
+    the user's units, and the group sd draws. The ``z_group_k`` draws are taken out of
+    ``draws`` and scaled in place; the effects are kept as float32 (seven significant
+    digits, far below their Monte Carlo error): with many groups they are the largest
+    arrays a fitted model holds."""
+    effects, group_sd = [], []
+    for k, size in enumerate(n_groups):
+        sigma_k = draws[f"sigma_group_{k}"]
+        effect = draws.pop(f"z_group_{k}")[:, :size]
+        effect *= (y_scale * sigma_k)[:, None]
+        effects.append(effect.astype(np.float32, copy=False))
+        group_sd.append(y_scale * sigma_k)
+    return effects, group_sd
+
+
+def gaussian_re_start(data: dict[str, np.ndarray]) -> tuple[dict, dict]:
     """Starting means and sds for ADVI, close to the posterior so that few steps are needed.
 
     Least squares for the coefficients and noise; per grouping factor, a method-of-moments
@@ -213,6 +268,12 @@ def gaussian_re_init(data: dict[str, np.ndarray]):
         means["alpha"], means["beta"] = np.asarray(b[0]), b[1:]
         for k, (u, group_var) in enumerate(zip(effects, group_vars, strict=True)):
             means[f"z_group_{k}"] = u / np.sqrt(group_var)
+    return means, sds
+
+
+def gaussian_re_init(data: dict[str, np.ndarray]):
+    """The engine's initialiser: :func:`gaussian_re_start` restricted to the model's blocks."""
+    means, sds = gaussian_re_start(data)
 
     def init(shapes: dict, rng: np.random.Generator):
         return (
@@ -292,26 +353,68 @@ def mlp_re_data(
     ``features`` and ``target`` are already standardised; ``codes[k]`` holds values in
     ``0 .. n_groups[k]-1`` for every row. Each hidden layer's width is the length of a
     placeholder array ``width_l``, so networks of other widths reuse one compiled graph.
+    The per-row arrays are ``mlp_row_data(...)``; minibatch ADVI swaps blocks of their rows in
+    and sets ``batch_scale``.
+
+    The network is fitted around a linear control ``X c``, ``c`` the random-intercept linear
+    model's coefficients (see ``build_mlp_re_model``): ``target`` holds ``y - X c`` and the
+    sufficient statistics are those of that residual target, without features.
     """
-    data = {
-        "features": np.asarray(features, dtype=np.float64),
-        "target": np.asarray(target, dtype=np.float64),
-        "prior_scale": np.asarray(float(prior_scale)),
+    features = np.asarray(features, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    block = 65_536  # row blocks: no copy of the design matrix at any data size
+    rows = [slice(i, i + block) for i in range(0, len(target), block)]
+    linear = gaussian_re_statistics_chunked(
+        ((features[r], target[r]) for r in rows), codes, n_groups, prior_scale
+    )
+    control = gaussian_re_start(linear)[0]["beta"]
+    residual = np.empty_like(target)
+    for r in rows:
+        np.subtract(target[r], features[r] @ control, out=residual[r])
+    data = _residual_statistics(linear, control)
+    data |= {
+        "control_coef": control,
+        "features": features,
+        "target": residual,
         "weight_scale": np.asarray(1.0 / np.sqrt(float(alpha))),
+        "batch_scale": np.asarray(1.0),
     }
     for layer, width in enumerate(hidden_layer_sizes):
         data[f"width_{layer}"] = np.zeros(int(width))
-    for k, (code, size) in enumerate(zip(codes, n_groups, strict=True)):
+    for k, code in enumerate(codes):
         data[f"group_{k}"] = np.asarray(code, dtype=np.int64)
-        data[f"group_count_{k}"] = np.bincount(code, minlength=size).astype(np.float64)
     return data
+
+
+def _residual_statistics(statistics: dict, control: np.ndarray) -> dict[str, np.ndarray]:
+    """The sufficient statistics of the target ``y - X c`` without features, from those of
+    ``y`` with features (``gaussian_re_statistics_chunked``): no second pass over the rows."""
+    wtw, wty = statistics["wtw"], statistics["wty"]
+    b = np.concatenate([[0.0], control])  # the design's first column is the intercept
+    out = dict(statistics)
+    out["yty"] = np.asarray(float(statistics["yty"] - 2.0 * b @ wty + b @ wtw @ b))
+    out["wty"] = np.array([wty[0] - wtw[0] @ b])
+    out["wtw"] = wtw[:1, :1].copy()
+    k = 0
+    while f"ysum_{k}" in statistics:
+        wtz = statistics[f"wtz_{k}"]
+        out[f"ysum_{k}"] = statistics[f"ysum_{k}"] - b @ wtz
+        out[f"wtz_{k}"] = wtz[:1].copy()
+        k += 1
+    return out
+
+
+def mlp_row_data(data: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """Names of the arrays of ``mlp_re_data`` that hold one entry per row."""
+    n_factors = _count_prefixed(data, "ysum_")
+    return ("features", "target", *(f"group_{k}" for k in range(n_factors)))
 
 
 def mlp_re_structure(data: dict[str, np.ndarray], activation: str, weights: str) -> tuple:
     """What fixes the compiled graph: depth, activation, grouping factors and whether the
     weights are point-estimated (row, feature, width and group counts stay symbolic)."""
-    n_layers = sum(1 for name in data if name.startswith("width_"))
-    n_factors = sum(1 for name in data if name.startswith("group_count_"))
+    n_layers = _count_prefixed(data, "width_")
+    n_factors = _count_prefixed(data, "ysum_")
     return ("mlp_re", n_layers, activation, n_factors, weights)
 
 
@@ -490,20 +593,25 @@ def build_mlp_re_model(data: dict[str, np.ndarray], activation: str = "tanh") ->
         alpha = pm.Normal("alpha", 0.0, scale)
         # A sum over the one output column, not ``[:, 0]``: the gradient of a column slice
         # (an IncSubtensor on an Alloc) breaks PyTensor's single-module C linker.
-        mean = alpha + pt.sum(_matmul(hidden, coef_out[:, None]), axis=1)
+        network = pt.sum(_matmul(hidden, coef_out[:, None]), axis=1)
         sigma = pm.HalfNormal("sigma", scale)
-        for k in range(n_factors):
-            sigma_k = pm.HalfNormal(f"sigma_group_{k}", scale)
-            z_k = pm.Normal(f"z_group_{k}", 0.0, 1.0, shape=(box[f"group_count_{k}"].shape[0],))
-            mean = mean + (sigma_k * z_k)[box[f"group_{k}"]]
-        residual = box["target"] - mean
-        n_obs = pt.cast(residual.shape[0], "float64")
-        pm.Potential(
-            "loglik",
-            -0.5 * n_obs * _LOG_2PI
-            - n_obs * pt.log(sigma)
-            - pt.sum(residual**2) / (2.0 * sigma**2),
-        )
+        effects = _random_intercepts(box, scale, n_factors)
+        # The residual sum of squares around a fixed linear control ``X c`` (``c`` the
+        # random-intercept linear model's coefficients), with ``g = f - X c`` and
+        # ``r = y - a - u - X c``:  sum (y - a - u - f)^2 = sum r^2 + sum g (g - 2 r).
+        # ``sum r^2`` is exact from the full data's sufficient statistics; only the second sum,
+        # small where the network is near linear, is taken over the rows present, scaled by
+        # ``batch_scale`` (rows in the data / rows present; 1 in a full-batch fit). Minibatch
+        # noise thus stays off the intercepts' own curvature, which keeps the group scales from
+        # shrinking under noisy steps.
+        # (``mlp_re_data`` stores ``y - X c`` as the target, with its sufficient statistics.)
+        offset = alpha
+        for k, u_k in enumerate(effects):
+            offset = offset + u_k[box[f"group_{k}"]]
+        departure = network - pt.sum(box["features"] * box["control_coef"][None, :], axis=1)
+        present = pt.sum(departure * (departure - 2.0 * (box["target"] - offset)))
+        rss = _linear_rss(box, alpha[None], effects) + box["batch_scale"] * present
+        _gaussian_loglik(box, sigma, rss)
     return model
 
 
@@ -519,14 +627,8 @@ def mlp_re_init(data: dict[str, np.ndarray], activation: str):
     offsets start near their values and the network only has to learn the rest.
     """
     factor = 2.0 if activation == "logistic" else 6.0
-    n_factors = sum(1 for name in data if name.startswith("group_count_"))
-    codes = [data[f"group_{k}"] for k in range(n_factors)]
-    sizes = [data[f"group_count_{k}"].shape[0] for k in range(n_factors)]
-    statistics = gaussian_re_statistics(
-        data["features"], data["target"], codes, sizes, float(data["prior_scale"])
-    )
-    linear = gaussian_re_init(statistics)
-    n_layers = sum(1 for name in data if name.startswith("width_"))
+    linear = gaussian_re_init(data)
+    n_layers = _count_prefixed(data, "width_")
 
     def init(shapes: dict, rng: np.random.Generator) -> tuple[dict, dict]:
         weight_names = mlp_weight_names(n_layers)
@@ -575,11 +677,7 @@ def mlp_re_to_original(draws, x_scaler, y_scaler, n_layers: int, n_groups: list[
         coefs[-1] = y_scale * coefs[-1]
         output_bias = y_mean + y_scale * (draws["alpha"] - shift[:, 0])
     intercepts.append(output_bias[:, None])
-    effects, group_sd = [], []
-    for k, size in enumerate(n_groups):
-        sigma_k = draws[f"sigma_group_{k}"]
-        effects.append(y_scale * sigma_k[:, None] * draws[f"z_group_{k}"][:, :size])
-        group_sd.append(y_scale * sigma_k)
+    effects, group_sd = group_effects_to_original(draws, y_scale, n_groups)
     return {
         "coefs": coefs,
         "intercepts": intercepts,

@@ -59,8 +59,15 @@ class Standardizer:
         scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
         return cls(mean=np.asarray(mean, dtype=float), scale=np.asarray(scale, dtype=float))
 
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        return (values - self.mean) / self.scale
+    def transform(self, values: np.ndarray, block_rows: int = 65_536) -> np.ndarray:
+        """Standardised copy of ``values``, C-ordered, written in row blocks (no other
+        temporary as large as ``values``)."""
+        out = np.empty(np.shape(values), dtype=np.float64)
+        for start in range(0, out.shape[0], block_rows):
+            rows = slice(start, start + block_rows)
+            np.subtract(values[rows], self.mean, out=out[rows])
+            out[rows] /= self.scale
+        return out
 
 
 def _is_group_dtype(dtype) -> bool:

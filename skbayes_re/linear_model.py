@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -33,13 +34,17 @@ class GaussianLinearBase(BaseBayesianRegressor):
             "build": _models.build_gaussian_re_model,
             "data": data,
             "init": _models.gaussian_re_init(data),
+            "move": functools.partial(
+                _models.rescale_group_scales, prior_scale=float(self.prior_scale)
+            ),
         }
 
     def _row_chunks(self, features, target):
-        """Row blocks of at most ``batch_size`` rows (65,536 when it is None)."""
+        """Standardised row blocks of at most ``batch_size`` rows (65,536 when it is None)."""
         size = _DEFAULT_BLOCK_ROWS if self.batch_size is None else self.batch_size
-        for start in range(0, max(len(target), 1), max(size, 1)):
-            yield features[start : start + size], target[start : start + size]
+        for start in range(0, max(len(target), 1), size):
+            rows = slice(start, start + size)
+            yield self._x_scaler.transform(features[rows]), target[rows]
 
     def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
         from ._models import gaussian_re_to_original

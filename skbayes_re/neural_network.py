@@ -90,7 +90,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         Initial Adam step size on the standardised scale; it is reduced automatically
         as the fit converges.
     max_iter : int, default=10000
-        Maximum number of optimisation steps (full-batch: each step uses every row).
+        Maximum number of optimisation steps (each uses every row, or ``batch_size`` rows).
     tol : float, default=1e-4
         Convergence tolerance on the windowed negative ELBO, per observation.
     n_posterior_samples : int, default=500
@@ -101,6 +101,12 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         Seed of the weight initialisation, optimisation noise and posterior draws.
     verbose : int, default=0
         0 prints nothing; 1 shows a progress bar with the running loss.
+    batch_size : int or None, default=None
+        Rows per optimisation step (minibatch ADVI): each step evaluates the network on a
+        random block of ``batch_size`` rows, its log-likelihood scaled up to the full data,
+        so a step's cost no longer grows with the row count. Every row is visited once per
+        epoch in a fresh random order, so each group's rows enter the batches in proportion.
+        ``None`` uses every row at every step, the better choice below ~100,000 rows.
 
     Attributes
     ----------
@@ -170,6 +176,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         "alpha": [Interval(numbers.Real, 0, None, closed="neither")],
         "weights": [StrOptions({"map", "bayesian"})],
         "groups": [str, "array-like", None],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -188,7 +195,9 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         prior_scale=2.5,
         random_state=None,
         verbose=0,
+        batch_size=None,
     ):
+        self.batch_size = batch_size
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.alpha = alpha
@@ -221,7 +230,8 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         # DataFrame gives the latter), and a network's optimisation amplifies last-bit
         # differences in its data. Rounding the standardised features to 1e-10 (far below any
         # statistical precision) makes a fit independent of the input's memory layout.
-        features = np.ascontiguousarray(np.round(features, 10))
+        features = self._x_scaler.transform(features)  # a new C-ordered array: round in place
+        np.round(features, 10, out=features)
         data = _models.mlp_re_data(
             features, target, codes, n_groups, sizes, self.prior_scale, self.alpha
         )
@@ -232,6 +242,11 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
             "data": data,
             "init": _models.mlp_re_init(data, self.activation),
             "point": point or frozenset(),
+            "row_data": _models.mlp_row_data(data),
+            "batch_size": self.batch_size,
+            "move": functools.partial(
+                _models.rescale_group_scales, prior_scale=float(self.prior_scale)
+            ),
         }
 
     def _run_engine(self, spec: dict, n_obs: int):
@@ -258,6 +273,9 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
             "max_iter": self.max_iter,
             "tol": self.tol,
             "verbose": self.verbose,
+            "row_data": spec["row_data"],
+            "batch_size": spec["batch_size"],
+            "move": spec["move"],
         }
         first = fit_advi(
             (*spec["key"][:-1], "map"),
@@ -304,7 +322,6 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
 
         n_layers = len(self._hidden_sizes)
         if self.weights == "map":  # one point estimate, kept with a draw axis of length 1
-            draws = dict(draws)
             for name in mlp_weight_names(n_layers):
                 draws[name] = draws[name].mean(axis=0, keepdims=True)
         kept = mlp_re_to_original(draws, self._x_scaler, self._y_scaler, n_layers, n_seen)

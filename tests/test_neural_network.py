@@ -192,3 +192,50 @@ def test_map_weights_need_mean_field_advi():
     model = RandomEffectsMLPRegressor(method="fullrank_advi")
     with pytest.raises(ValueError, match="weights='map'"):
         model.fit(X, y)
+
+
+def linear_grouped_data(n, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    groups = rng.integers(0, 200, n)
+    effects = rng.normal(scale=0.7, size=200)
+    y = X @ np.array([1.0, -2.0, 0.5]) + effects[groups] + rng.normal(size=n)
+    frame = pd.DataFrame(X, columns=FEATURES)
+    frame["store"] = pd.Categorical(groups)
+    return frame, y
+
+
+@pytest.fixture(scope="module")
+def large_linear():
+    X, y = linear_grouped_data(50_000, seed=3)
+    return X, y, RandomInterceptRegressor(random_state=0).fit(X, y)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_minibatch_fit_agrees_with_full_batch(large_linear, seed):
+    """50,000 rows in minibatches of 2,000: a network without hidden layers is the linear
+    random-intercept model, whose full-data posterior RandomInterceptRegressor gives exactly."""
+    X, y, exact = large_linear
+    full = RandomEffectsMLPRegressor(hidden_layer_sizes=(), random_state=seed).fit(X, y)
+    batched = RandomEffectsMLPRegressor(
+        hidden_layer_sizes=(), batch_size=2000, random_state=seed
+    ).fit(X, y)
+    coef_sd = exact.posterior_.posterior["coef"].std(("chain", "draw")).to_numpy()
+    for model in (full, batched):
+        assert np.all(np.abs(model.coefs_[0].ravel() - exact.coef_) <= 0.1 * coef_sd)
+        assert model.group_sd_["store"] == pytest.approx(exact.group_sd_["store"], rel=0.01)
+        assert model.sigma_ == pytest.approx(exact.sigma_, rel=0.005)
+    correlation = np.corrcoef(batched.group_effects_["store"], exact.group_effects_["store"])
+    assert correlation[0, 1] > 0.999
+    assert batched.n_iter_ < batched.max_iter
+
+
+def test_minibatch_network_on_more_rows_beats_full_batch_on_fewer(data, fitted):
+    """A minibatch fit (2,000 rows a step) on 50,000 rows predicts at least as well as the
+    full-batch fit on 3,000, and recovers the group effects."""
+    (_, _), (X_val, y_val) = data
+    X, y = simulate(50_000, seed=5)
+    batched = RandomEffectsMLPRegressor(batch_size=2000, random_state=0).fit(X, y)
+    assert mae(batched, X_val, y_val) < mae(fitted, X_val, y_val)
+    true_effects = GROUP_EFFECTS[batched.group_effects_["store"].index.astype(int)]
+    assert np.corrcoef(batched.group_effects_["store"], true_effects)[0, 1] > 0.99
