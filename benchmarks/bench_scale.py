@@ -28,18 +28,23 @@ def simulate(n, p, sizes, seed=0):
     return X, y, codes, beta, truth_sd
 """
 
-OURS = (
-    SIMULATE
-    + """
-import json, resource, time
+FRAME = """
 import pandas as pd
-from skbayes_re import RandomInterceptRegressor
-X, y, codes, beta, truth_sd = simulate({n}, {p}, {sizes})
 def frame(X, codes):
     df = pd.DataFrame(X, columns=[f"x{{i}}" for i in range(X.shape[1])])
     for k, c in enumerate(codes):
         df[f"g{{k}}"] = pd.Categorical(c)
     return df
+"""
+
+OURS = (
+    SIMULATE
+    + FRAME
+    + """
+import json, resource, time
+import pandas as pd
+from skbayes_re import RandomInterceptRegressor
+X, y, codes, beta, truth_sd = simulate({n}, {p}, {sizes})
 small = frame(X[:2000], [c[:2000] for c in codes])
 RandomInterceptRegressor(random_state=0).fit(small, y[:2000])
 df = frame(X, codes)
@@ -56,16 +61,12 @@ print(json.dumps(dict(seconds=seconds, peak_mb=peak,
 
 MLP = (
     SIMULATE
+    + FRAME
     + """
 import json, resource, time
 import pandas as pd
 from skbayes_re import RandomEffectsMLPRegressor
 X, y, codes, beta, truth_sd = simulate({n}, {p}, {sizes})
-def frame(X, codes):
-    df = pd.DataFrame(X, columns=[f"x{{i}}" for i in range(X.shape[1])])
-    for k, c in enumerate(codes):
-        df[f"g{{k}}"] = pd.Categorical(c)
-    return df
 small = frame(X[:2000], [c[:2000] for c in codes])
 RandomEffectsMLPRegressor(batch_size=500, max_iter=200, random_state=0).fit(small, y[:2000])
 df = frame(X, codes)

@@ -344,8 +344,7 @@ class _CompiledADVI:
         the last iterate when the gradients are noisy, as with minibatches), after
         ``move(means, log_sds)`` (by block name, edited in place) for mean-field fits."""
         mean, scale = self.averaged_params()
-        if self.method == "advi" and move is not None:
-            move(_split(self.blocks, mean), _split(self.blocks, scale))
+        _apply_move(move, self.blocks, self.method, mean, scale)
         self._assign(self.means, mean)
         self._assign(self.scales, scale)
         self.restart_average()
@@ -489,6 +488,12 @@ def _split(blocks: list[_Block], flat: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+def _apply_move(move, blocks, method, mean, scale) -> None:
+    """Edit flat mean-field parameters in place with ``move(means, log_sds)`` (by block)."""
+    if method == "advi" and move is not None:
+        move(_split(blocks, mean), _split(blocks, scale))
+
+
 def _constrain(blocks: list[_Block], unconstrained: dict[str, np.ndarray]):
     out = {}
     for block in blocks:
@@ -582,8 +587,7 @@ def fit_advi(
         progress.close(len(losses), losses[-1], converged)
         mean, scale = engine.averaged_params()
         blocks = [_Block(b.name, b.transform, b.shape) for b in engine.blocks]
-        if method == "advi" and move is not None:
-            move(_split(blocks, mean), _split(blocks, scale))
+        _apply_move(move, blocks, method, mean, scale)
         engine.release_data()
     if not converged:
         warnings.warn(
