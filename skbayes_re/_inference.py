@@ -403,10 +403,14 @@ class _Progress:
 
 
 def _window_converged(losses: np.ndarray, window: int, tol: float, n_obs: float) -> bool:
+    """The loss has stopped falling: the last window's mean is not lower than the one before
+    by more than ``tol`` per observation or than the noise of the difference. One-sided, as a
+    window that is higher by chance (Adam's iterates wander at a fixed learning rate) says
+    the phase has reached its noise floor, not that it is still moving."""
     previous, last = losses[-2 * window : -window], losses[-window:]
-    change = abs(previous.mean() - last.mean())
+    improvement = previous.mean() - last.mean()
     noise = np.sqrt((previous.var() + last.var()) / window)
-    return change <= tol * n_obs or change <= noise
+    return improvement <= tol * n_obs or improvement <= noise
 
 
 def _precise_enough(engine) -> bool:
