@@ -114,6 +114,13 @@ def _quadratic(matrix, left, right):
     return pt.sum(matrix * left[:, None] * right[None, :])
 
 
+def _matrix_vector(matrix, vector):
+    """``matrix @ vector`` by ``_MatMul``: for a (features + 1) x groups matrix, a broadcast
+    product and a row sum (and the same again in the gradient) would write and reread a
+    temporary of that size several times per step, most of a step's cost with many groups."""
+    return pt.sum(_matmul(matrix, vector[:, None]), axis=1)
+
+
 def build_gaussian_re_model(data: dict[str, np.ndarray]) -> pm.Model:
     """Build ``y ~ Normal(alpha + X beta + sum_k sigma_k z_k[g_k], sigma)`` on ``pm.Data``.
 
@@ -152,7 +159,7 @@ def _linear_rss(box, b, effects):
     for k, u_k in enumerate(effects):
         rss += (
             -2.0 * _dot(u_k, box[f"ysum_{k}"])
-            + 2.0 * _quadratic(box[f"wtz_{k}"], b, u_k)
+            + 2.0 * _dot(b, _matrix_vector(box[f"wtz_{k}"], u_k))
             + pt.sum(box[f"wtz_{k}"][0] * u_k**2)
         )
     for k, m in itertools.combinations(range(len(effects)), 2):
