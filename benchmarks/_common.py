@@ -22,13 +22,14 @@ def timed(function, *args, repeat: int = 1, **kwargs):
     return result, best
 
 
-def run_in_fresh_process(code: str, empty_cache: bool) -> str:
-    """Run ``code`` in a new interpreter (optionally with an empty PyTensor compile cache)
-    and return what it printed."""
+def run_in_fresh_process(code: str, empty_cache: bool, compiledir: str | None = None) -> str:
+    """Run ``code`` in a new interpreter and return what it printed. ``empty_cache`` gives it
+    an empty PyTensor compile cache of its own; ``compiledir`` a given one (e.g. the cache a
+    previous run filled, as a user's second process finds it)."""
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as cache:
-        if empty_cache:
-            env["PYTENSOR_FLAGS"] = f"compiledir={cache}"
+        if empty_cache or compiledir:
+            env["PYTENSOR_FLAGS"] = f"compiledir={compiledir or cache}"
         done = subprocess.run(
             [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
         )
