@@ -38,15 +38,22 @@ def frame(X, codes):
     return df
 """
 
-OURS = (
+# Simulated data and a 2,000-row slice for the warm-up fit, for either of our estimators.
+SETUP = (
     SIMULATE
     + FRAME
     + """
 import json, resource, time
 import pandas as pd
-from skbayes_re import RandomInterceptRegressor
+from skbayes_re import RandomEffectsMLPRegressor, RandomInterceptRegressor
 X, y, codes, beta, truth_sd = simulate({n}, {p}, {sizes})
 small = frame(X[:2000], [c[:2000] for c in codes])
+"""
+)
+
+OURS = (
+    SETUP
+    + """
 RandomInterceptRegressor(random_state=0).fit(small, y[:2000])
 df = frame(X, codes)
 start = time.perf_counter()
@@ -61,14 +68,8 @@ print(json.dumps(dict(seconds=seconds, peak_mb=peak,
 )
 
 MLP = (
-    SIMULATE
-    + FRAME
+    SETUP
     + """
-import json, resource, time
-import pandas as pd
-from skbayes_re import RandomEffectsMLPRegressor
-X, y, codes, beta, truth_sd = simulate({n}, {p}, {sizes})
-small = frame(X[:2000], [c[:2000] for c in codes])
 RandomEffectsMLPRegressor(batch_size=500, max_iter=200, random_state=0).fit(small, y[:2000])
 df = frame(X, codes)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

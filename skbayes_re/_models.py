@@ -12,6 +12,7 @@ O(p^2 + p G) per draw instead of O(n p), so an ADVI step does not grow with the 
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -19,6 +20,8 @@ import pymc as pm
 import pytensor.tensor as pt
 from pytensor.graph.basic import Apply
 from pytensor.link.c.op import COp
+
+from ._validation import BLOCK_ROWS
 
 __all__ = [
     "build_gaussian_re_model",
@@ -186,8 +189,7 @@ def rescale_group_scales(means: dict, log_sds: dict, prior_scale: float) -> None
     this direction slowly (its gradient is the prior's alone, small beside noisy likelihood
     terms), so the fit takes it in closed form. Edits the arrays in place.
     """
-    k = 0
-    while f"z_group_{k}" in means:
+    for k in range(_count_prefixed(means, "z_group_")):
         z_mean, z_log_sd = means[f"z_group_{k}"], log_sds[f"z_group_{k}"]
         log_sigma, log_sigma_sd = means[f"sigma_group_{k}_log__"], log_sds[f"sigma_group_{k}_log__"]
         a = float(np.sum(z_mean**2) + np.sum(np.exp(2.0 * z_log_sd)))
@@ -198,7 +200,12 @@ def rescale_group_scales(means: dict, log_sds: dict, prior_scale: float) -> None
         z_mean /= np.exp(log_c)
         z_log_sd -= log_c
         log_sigma += log_c
-        k += 1
+
+
+def group_scale_move(prior_scale: float):
+    """The engine's ``move`` for models with random intercepts: :func:`rescale_group_scales`
+    with the priors' scale fixed."""
+    return functools.partial(rescale_group_scales, prior_scale=float(prior_scale))
 
 
 def gaussian_re_to_original(draws, x_scaler, y_scaler, n_groups: list[int]) -> dict:
@@ -369,8 +376,8 @@ def mlp_re_data(
     """
     features = np.asarray(features, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
-    block = 65_536  # row blocks: no copy of the design matrix at any data size
-    rows = [slice(i, i + block) for i in range(0, len(target), block)]
+    # row blocks: no copy of the design matrix at any data size
+    rows = [slice(i, i + BLOCK_ROWS) for i in range(0, len(target), BLOCK_ROWS)]
     linear = gaussian_re_statistics_chunked(
         ((features[r], target[r]) for r in rows), codes, n_groups, prior_scale
     )
@@ -402,12 +409,10 @@ def _residual_statistics(statistics: dict, control: np.ndarray) -> dict[str, np.
     out["yty"] = np.asarray(float(statistics["yty"] - 2.0 * b @ wty + b @ wtw @ b))
     out["wty"] = np.array([wty[0] - wtw[0] @ b])
     out["wtw"] = wtw[:1, :1].copy()
-    k = 0
-    while f"ysum_{k}" in statistics:
+    for k in range(_count_prefixed(statistics, "ysum_")):
         wtz = statistics[f"wtz_{k}"]
         out[f"ysum_{k}"] = statistics[f"ysum_{k}"] - b @ wtz
         out[f"wtz_{k}"] = wtz[:1].copy()
-        k += 1
     return out
 
 

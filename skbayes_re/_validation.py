@@ -24,6 +24,10 @@ __all__ = [
     "validate_target",
 ]
 
+# Rows per block when a pass over the data is made in pieces (standardising, sufficient
+# statistics): bounds the temporaries of a pass, whatever the row count.
+BLOCK_ROWS = 65_536
+
 
 def seed_from_random_state(random_state) -> int:
     """Turn a scikit-learn ``random_state`` into one integer seed for NumPy's Generator."""
@@ -48,7 +52,7 @@ class Standardizer:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, values: np.ndarray, block_rows: int = 65_536) -> Standardizer:
+    def fit(cls, values: np.ndarray, block_rows: int = BLOCK_ROWS) -> Standardizer:
         """Column means and standard deviations, in row blocks (two passes), so no
         temporary as large as ``values`` is made."""
         n_rows = max(values.shape[0], 1)
@@ -59,7 +63,7 @@ class Standardizer:
         scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
         return cls(mean=np.asarray(mean, dtype=float), scale=np.asarray(scale, dtype=float))
 
-    def transform(self, values: np.ndarray, block_rows: int = 65_536) -> np.ndarray:
+    def transform(self, values: np.ndarray, block_rows: int = BLOCK_ROWS) -> np.ndarray:
         """Standardised copy of ``values``, C-ordered, written in row blocks (no other
         temporary as large as ``values``)."""
         out = np.empty(np.shape(values), dtype=np.float64)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import numbers
 
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from ._base import BaseBayesianRegressor
+from ._validation import BLOCK_ROWS
 
 __all__ = ["BayesianLinearRegressor"]
-
-_DEFAULT_BLOCK_ROWS = 65_536
 
 
 class GaussianLinearBase(BaseBayesianRegressor):
@@ -34,14 +32,12 @@ class GaussianLinearBase(BaseBayesianRegressor):
             "build": _models.build_gaussian_re_model,
             "data": data,
             "init": _models.gaussian_re_init(data),
-            "move": functools.partial(
-                _models.rescale_group_scales, prior_scale=float(self.prior_scale)
-            ),
+            "move": _models.group_scale_move(self.prior_scale),
         }
 
     def _row_chunks(self, features, target):
         """Standardised row blocks of at most ``batch_size`` rows (65,536 when it is None)."""
-        size = _DEFAULT_BLOCK_ROWS if self.batch_size is None else self.batch_size
+        size = BLOCK_ROWS if self.batch_size is None else self.batch_size
         for start in range(0, max(len(target), 1), size):
             rows = slice(start, start + size)
             yield self._x_scaler.transform(features[rows]), target[rows]

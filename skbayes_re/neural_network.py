@@ -244,9 +244,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
             "point": point or frozenset(),
             "row_data": _models.mlp_row_data(data),
             "batch_size": self.batch_size,
-            "move": functools.partial(
-                _models.rescale_group_scales, prior_scale=float(self.prior_scale)
-            ),
+            "move": _models.group_scale_move(self.prior_scale),
         }
 
     def _run_engine(self, spec: dict, n_obs: int):
