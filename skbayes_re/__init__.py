@@ -2,7 +2,12 @@
 
 from .linear_model import BayesianLinearRegressor
 from .neural_network import RandomEffectsMLPRegressor
-from .random_effects import RandomInterceptRegressor
+from .random_effects import RandomEffectsRegressor, RandomInterceptRegressor
 
-__all__ = ["BayesianLinearRegressor", "RandomEffectsMLPRegressor", "RandomInterceptRegressor"]
+__all__ = [
+    "BayesianLinearRegressor",
+    "RandomEffectsMLPRegressor",
+    "RandomEffectsRegressor",
+    "RandomInterceptRegressor",
+]
 __version__ = "0.1.0"

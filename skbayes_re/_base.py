@@ -22,6 +22,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils import check_consistent_length
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -31,6 +32,7 @@ from ._predictive import mixture_mean_std, mixture_quantile, mixture_sample
 from ._validation import (
     GroupEncoder,
     Standardizer,
+    resolve_random_slopes,
     seed_from_random_state,
     split_features_and_groups,
     validate_target,
@@ -57,6 +59,11 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ hooks
     def _group_selection(self):
+        return None
+
+    def _slope_selection(self):
+        """The ``random_slopes`` dict of estimators that have correlated slopes; None for
+        those that do not (their fitted models then have no ``group_cov_``)."""
         return None
 
     def _inference_spec(self, features, target, codes, n_groups) -> dict:
@@ -94,10 +101,15 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         self._y_scaler = Standardizer.fit(target)
         self._group_positions = positions
         self._group_names = [self._column_name(X, i) for i in positions]
+        self._slope_features = resolve_random_slopes(
+            X, self._slope_selection(), positions, self.n_features_in_
+        )
         codes, n_groups, n_seen = self._encode_for_fit(labels)
         spec = self._inference_spec(features, self._y_scaler.transform(target), codes, n_groups)
         del features, labels  # the spec holds what the fit needs: free a large X's copy
         result = self._run_engine(spec, n_obs=len(target))
+        if spec.get("complete") is not None:  # e.g. draws of integrated-out effects
+            spec["complete"](result.draws)
         del spec
         self._draws = self._store_fit(result.draws, n_seen)
         self.sigma_ = float(np.mean(self._draws["sigma"]))
@@ -124,6 +136,7 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
             verbose=self.verbose,
             init=spec.get("init"),
             point_blocks=spec.get("point", frozenset()),
+            exclude_rewrites=spec.get("exclude_rewrites", ()),
             row_data=spec.get("row_data", ()),
             batch_size=spec.get("batch_size"),
             move=spec.get("move"),
@@ -151,14 +164,50 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         return codes, n_groups, n_seen
 
     def _store_groups(self, n_seen) -> None:
-        import pandas as pd
-
         self.group_effects_, self.group_sd_ = {}, {}
+        with_slopes = self._slope_selection() is not None
+        if with_slopes:
+            self.group_cov_, self.group_corr_ = {}, {}
         for k, name in enumerate(self._group_names):
-            effects = self._draws["effects"][k].mean(axis=0, dtype=np.float64)
-            index = pd.Index(self._encoders[k].categories_, name=name)
-            self.group_effects_[name] = pd.Series(effects, index=index, name="effect")
-            self.group_sd_[name] = float(np.mean(self._draws["group_sd"][k]))
+            self.group_effects_[name] = self._group_effects_table(k)
+            sd = np.mean(self._draws["group_sd"][k], axis=0)
+            terms = self._group_terms(k)
+            self.group_sd_[name] = float(sd) if sd.ndim == 0 else pd.Series(sd, index=terms)
+            if with_slopes:
+                cov = self._group_covariance_draws(k)
+                corr = _correlation(cov).mean(axis=0)  # per draw, then averaged
+                self.group_cov_[name] = pd.DataFrame(cov.mean(axis=0), index=terms, columns=terms)
+                self.group_corr_[name] = pd.DataFrame(corr, index=terms, columns=terms)
+
+    def _group_effects_table(self, k: int):
+        """Posterior-mean effects of factor k: a Series (intercepts) or a DataFrame with one
+        column per term (intercept and slopes), indexed by group label."""
+        effects = self._draws["effects"][k].mean(axis=0, dtype=np.float64)
+        index = pd.Index(self._encoders[k].categories_, name=self._group_names[k])
+        if effects.ndim == 1:
+            return pd.Series(effects, index=index, name="effect")
+        return pd.DataFrame(effects, index=index, columns=self._group_terms(k))
+
+    def _group_terms(self, k: int) -> list[str]:
+        """Names of factor k's group-design columns: ``intercept``, then its slope features."""
+        names = self._fixed_feature_names()
+        return ["intercept", *(names[i] for i in self._slope_features[k])]
+
+    def _group_covariance_draws(self, k: int) -> np.ndarray:
+        """Draws of factor k's group covariance (S, q, q), a random intercept's too."""
+        cov = self._draws["group_cov"][k]
+        if cov is None:
+            return (self._draws["group_sd"][k] ** 2)[:, None, None]
+        return cov
+
+    def _fixed_feature_names(self) -> list[str]:
+        """Names of the non-grouping columns (``x<i>`` for arrays), in column order."""
+        grouped = set(self._group_positions)
+        if hasattr(self, "feature_names_in_"):
+            all_names = list(map(str, self.feature_names_in_))
+        else:
+            all_names = [f"x{i}" for i in range(self.n_features_in_)]
+        return [name for i, name in enumerate(all_names) if i not in grouped]
 
     # ---------------------------------------------------------------- predict
     def _validate_for_predict(self, X):
@@ -177,15 +226,26 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
             loc = self._mean_function(features[rows])
             variance = np.broadcast_to(self._draws["sigma"] ** 2, loc.shape).copy()
             for k, code in enumerate(codes):
-                loc, variance = self._add_group(k, code[rows], loc, variance)
+                loc, variance = self._add_group(k, code[rows], features[rows], loc, variance)
             yield rows, loc, np.sqrt(variance)
 
-    def _add_group(self, k, code, loc, variance):
+    def _add_group(self, k, code, features, loc, variance):
+        """Add factor k's effect of each row's group (seen groups) or the spread of a new
+        group's effect (unseen or missing labels) to the draws of each row's mean and
+        variance."""
         seen = code >= 0
-        effects = self._draws["effects"][k]  # (n_draws, n_groups)
-        loc = loc + np.where(seen[:, None], effects.T[np.where(seen, code, 0)], 0.0)
-        unseen_variance = self._draws["group_sd"][k] ** 2
-        variance = variance + np.where(seen[:, None], 0.0, unseen_variance[None, :])
+        effects = self._draws["effects"][k]  # (n_draws, n_groups) or (n_draws, n_groups, q)
+        safe = np.where(seen, code, 0)
+        if effects.ndim == 2:
+            loc = loc + np.where(seen[:, None], effects.T[safe], 0.0)
+            unseen_variance = (self._draws["group_sd"][k] ** 2)[None, :]
+        else:  # intercept and slopes: the group design (1, x_s) of each row
+            design = np.column_stack([np.ones(len(code)), features[:, self._slope_features[k]]])
+            effect = np.einsum("srq,rq->rs", effects[:, safe, :], design)
+            loc = loc + np.where(seen[:, None], effect, 0.0)
+            spread = np.einsum("rq,sqj->rsj", design, self._draws["group_cov"][k])
+            unseen_variance = np.einsum("rsj,rj->rs", spread, design)
+        variance = variance + np.where(seen[:, None], 0.0, unseen_variance)
         return loc, variance
 
     def predict(self, X, return_std=False):
@@ -284,7 +344,21 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
             values[f"group_sd_{name}"] = self._draws["group_sd"][k]
             dims[f"effect_{name}"] = [dim]
             coords[dim] = list(self._encoders[k].categories_)
+            if self._draws["effects"][k].ndim == 3:
+                term, other = f"term_{name}", f"term_{name}_other"
+                coords[term] = coords[other] = self._group_terms(k)
+                dims[f"effect_{name}"].append(term)
+                dims[f"group_sd_{name}"] = [term]
+                cov = self._draws["group_cov"][k]
+                values[f"group_corr_{name}"] = _correlation(cov)
+                dims[f"group_corr_{name}"] = [term, other]
         return _inference_data(values, dims, coords)
+
+
+def _correlation(cov: np.ndarray) -> np.ndarray:
+    """Correlation matrices of covariance draws (S, q, q)."""
+    sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
+    return cov / (sd[:, :, None] * sd[:, None, :])
 
 
 def _inference_data(values: dict, dims: dict, coords: dict):

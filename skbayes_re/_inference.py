@@ -135,29 +135,30 @@ def _antithetic_logp(model, value_vars, centres, shifts):
     return 0.5 * (pair[0] + pair[1])
 
 
-def _compile(inputs, output, updates, single_module: bool):
+def _compile(inputs, output, updates, single_module: bool, exclude: tuple = ()):
     """Compile the step. When every op has C code the whole graph becomes one C module (one
     compiler call, the fastest cold start and the fewest calls per step); otherwise each op
-    gets its own (cached) module."""
+    gets its own (cached) module. ``exclude`` names graph rewrites to skip (a model whose
+    graph makes them slow says which)."""
     flags = f"{pytensor.config.gcc__cxxflags} {_COMPILER_FLAGS}".strip()
     with warnings.catch_warnings(), pytensor.config.change_flags(gcc__cxxflags=flags):
         # The step has no BLAS ops (see the model specifications), so PyTensor's notice that
         # no optimised BLAS is linked does not concern it.
         warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
-        return _compile_with_linker(inputs, output, updates, single_module)
+        return _compile_with_linker(inputs, output, updates, single_module, exclude)
 
 
-def _compile_with_linker(inputs, output, updates, single_module: bool):
+def _compile_with_linker(inputs, output, updates, single_module: bool, exclude: tuple):
+    def mode(linker):
+        chosen = Mode(linker=linker, optimizer="fast_run")
+        return chosen.excluding(*exclude) if exclude else chosen
+
     if single_module:
         try:
-            return pytensor.function(
-                inputs, output, updates=updates, mode=Mode(linker="c", optimizer="fast_run")
-            )
+            return pytensor.function(inputs, output, updates=updates, mode=mode("c"))
         except NotImplementedError:
             pass
-    return pytensor.function(
-        inputs, output, updates=updates, mode=Mode(linker="cvm", optimizer="fast_run")
-    )
+    return pytensor.function(inputs, output, updates=updates, mode=mode("cvm"))
 
 
 class _CompiledADVI:
@@ -167,7 +168,13 @@ class _CompiledADVI:
     each with the block's own shape); full-rank ADVI keeps one flat mean and a Cholesky factor.
     """
 
-    def __init__(self, model: pm.Model, method: str, point_blocks: frozenset = frozenset()):
+    def __init__(
+        self,
+        model: pm.Model,
+        method: str,
+        point_blocks: frozenset = frozenset(),
+        exclude_rewrites: tuple = (),
+    ):
         self.model = model
         self.method = method
         self.point_blocks = point_blocks
@@ -187,7 +194,7 @@ class _CompiledADVI:
             family = self._full_rank(value_vars, rv_shapes)
         self.means, self.scales, centres, shifts, entropy, self.eps_inputs = family
         logp = _antithetic_logp(model, value_vars, centres, shifts)
-        self._compile_step(-(logp + entropy), single_module=method == "advi")
+        self._compile_step(-(logp + entropy), method == "advi", tuple(exclude_rewrites))
 
     @staticmethod
     def _mean_field(value_vars, point_blocks):
@@ -232,7 +239,7 @@ class _CompiledADVI:
             offset = offset + size
         return [mu], [chol], means, shifts, pt.sum(diag), [eps]
 
-    def _compile_step(self, loss, single_module: bool):
+    def _compile_step(self, loss, single_module: bool, exclude_rewrites: tuple):
         params = self.means + self.scales
         grads = pytensor.grad(loss, params, disconnected_inputs="ignore")
         self.lr = pytensor.shared(np.float64(0.01), name="learning_rate_mean")
@@ -260,7 +267,7 @@ class _CompiledADVI:
             self._companions.append((param, [*state, average]))
             updates += moment_updates
             updates += [(param, param_new), (average, average + (param_new - average) / n_new)]
-        self.step = _compile(self.eps_inputs, loss, updates, single_module)
+        self.step = _compile(self.eps_inputs, loss, updates, single_module, exclude_rewrites)
         self.step.trust_input = True
 
     def set_data(self, data: dict[str, np.ndarray]) -> None:
@@ -371,12 +378,13 @@ def compiled_structures() -> int:
     return len(_CACHE)
 
 
-def _compiled(key, build_model, data, method, point_blocks) -> tuple[_CompiledADVI, bool]:
+def _compiled(key, build_model, data, method, point_blocks, exclude_rewrites=()):
+    """The compiled engine of a structure (built on first use) and whether it was built."""
     full_key = (key, method, point_blocks)
     with _CACHE_LOCK:
         engine = _CACHE.get(full_key)
         if engine is None:
-            engine = _CompiledADVI(build_model(data), method, point_blocks)
+            engine = _CompiledADVI(build_model(data), method, point_blocks, exclude_rewrites)
             _CACHE[full_key] = engine
             return engine, True
     return engine, False
@@ -553,6 +561,7 @@ def fit_advi(
     init: Callable[[dict[str, tuple], np.random.Generator], dict] | None = None,
     window: int = 100,
     point_blocks: frozenset = frozenset(),
+    exclude_rewrites: tuple[str, ...] = (),
     row_data: tuple[str, ...] = (),
     batch_size: int | None = None,
     move: Callable[[dict, dict], None] | None = None,
@@ -568,11 +577,14 @@ def fit_advi(
     ``batch_scale`` data). ``move(means, log_sds)``, for mean-field fits, may edit the
     parameters by block in place with a closed-form step that raises the ELBO (along a
     direction that gradient steps follow slowly); it is applied whenever the learning rate
-    drops and to the final averaged parameters.
+    drops and to the final averaged parameters. ``exclude_rewrites`` names graph rewrites
+    that the compiler should skip for this structure (their time on a large graph).
     """
     timings = {}
     start = time.perf_counter()
-    engine, built = _compiled(key, build_model, data, method, frozenset(point_blocks))
+    engine, built = _compiled(
+        key, build_model, data, method, frozenset(point_blocks), exclude_rewrites
+    )
     timings["compile"] = time.perf_counter() - start if built else 0.0
     rng = np.random.default_rng(random_state)
     with engine.lock:

@@ -19,6 +19,7 @@ __all__ = [
     "GroupEncoder",
     "Standardizer",
     "resolve_group_columns",
+    "resolve_random_slopes",
     "seed_from_random_state",
     "split_features_and_groups",
     "validate_target",
@@ -131,6 +132,81 @@ def _position_of_name(X, name: str) -> int:
         shown = ", ".join(repr(c) for c in columns[:10]) + (", ..." if len(columns) > 10 else "")
         raise ValueError(f"Grouping column {name!r} is not a column of X (columns: {shown}).")
     return columns.index(name)
+
+
+def resolve_random_slopes(X, random_slopes, group_positions, n_features) -> list[list[int]]:
+    """Per grouping column (in ``group_positions`` order), the positions among the fixed
+    features of the columns whose coefficients vary by it (see ``random_slopes``)."""
+    slopes = [[] for _ in group_positions]
+    if random_slopes is None:
+        return slopes
+    if not isinstance(random_slopes, dict):
+        raise ValueError(
+            "random_slopes must be a dict from a grouping column to the feature columns whose "
+            f"coefficients vary by it, e.g. {{'subject': ['days']}}; got {random_slopes!r}."
+        )
+    fixed = [i for i in range(n_features) if i not in set(group_positions)]
+    for key, columns in random_slopes.items():
+        factor = _slope_factor(X, key, group_positions, n_features)
+        columns = [columns] if isinstance(columns, (str, int, np.integer)) else list(columns)
+        positions = [
+            _slope_column(X, key, column, group_positions, n_features) for column in columns
+        ]
+        if len(set(positions)) < len(positions):
+            raise ValueError(f"random_slopes[{key!r}] names a column twice: {columns!r}.")
+        slopes[factor] = [fixed.index(position) for position in positions]
+    return slopes
+
+
+def _slope_factor(X, key, group_positions, n_features) -> int:
+    """Which grouping factor a ``random_slopes`` key names."""
+    position = _column_position(X, key, n_features, what="random_slopes key")
+    if position not in group_positions:
+        raise ValueError(
+            f"random_slopes key {key!r} is not a grouping column; slopes vary by a grouping "
+            f"column (the grouping columns are {_describe_columns(X, group_positions)})."
+        )
+    return group_positions.index(position)
+
+
+def _slope_column(X, key, column, group_positions, n_features) -> int:
+    position = _column_position(X, column, n_features, what=f"random_slopes[{key!r}] column")
+    if position in group_positions:
+        raise ValueError(
+            f"random_slopes[{key!r}] names {column!r}, a grouping column; a random slope varies "
+            "the coefficient of a feature column."
+        )
+    return position
+
+
+def _column_position(X, column, n_features: int, what: str) -> int:
+    if isinstance(column, (bool, np.bool_)):
+        raise ValueError(f"{what} {column!r} must be a column name or an integer position.")
+    if isinstance(column, (int, np.integer)):
+        if not -n_features <= int(column) < n_features:
+            raise ValueError(
+                f"{what} {int(column)} is out of range: X has {n_features} feature(s)."
+            )
+        return int(column) % n_features
+    if not isinstance(X, pd.DataFrame):
+        raise ValueError(
+            f"{what} {column!r} is given by name, but X is not a pandas DataFrame with column "
+            "names; use integer positions."
+        )
+    names = list(map(str, X.columns))
+    if str(column) not in names:
+        raise ValueError(f"{what} {column!r} is not a column of X (columns: {_shown(names)}).")
+    return names.index(str(column))
+
+
+def _describe_columns(X, positions) -> str:
+    if isinstance(X, pd.DataFrame):
+        return repr([str(X.columns[i]) for i in positions])
+    return repr(list(positions))
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(repr(c) for c in names[:10]) + (", ..." if len(names) > 10 else "")
 
 
 def _as_2d_input(X):

@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from ._base import BaseBayesianRegressor
-from ._validation import BLOCK_ROWS
+from ._validation import BLOCK_ROWS, seed_from_random_state
 
 __all__ = ["BayesianLinearRegressor"]
 
@@ -25,7 +25,11 @@ class GaussianLinearBase(BaseBayesianRegressor):
         from . import _models
 
         data = _models.gaussian_re_statistics_chunked(
-            self._row_chunks(features, target), codes, n_groups, self.prior_scale
+            self._row_chunks(features, target),
+            codes,
+            n_groups,
+            self.prior_scale,
+            self._slope_features,
         )
         return {
             "key": _models.gaussian_re_structure(data),
@@ -33,6 +37,8 @@ class GaussianLinearBase(BaseBayesianRegressor):
             "data": data,
             "init": _models.gaussian_re_init(data),
             "move": _models.group_scale_move(self.prior_scale),
+            "complete": _models.complete_draws(data, seed_from_random_state(self.random_state)),
+            "exclude_rewrites": _models.rewrites_excluded(data),
         }
 
     def _row_chunks(self, features, target):
@@ -45,7 +51,9 @@ class GaussianLinearBase(BaseBayesianRegressor):
     def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
         from ._models import gaussian_re_to_original
 
-        kept = gaussian_re_to_original(draws, self._x_scaler, self._y_scaler, n_seen)
+        kept = gaussian_re_to_original(
+            draws, self._x_scaler, self._y_scaler, n_seen, self._slope_features
+        )
         self.coef_ = kept["coef"].mean(axis=0)
         self.intercept_ = float(kept["intercept"].mean())
         return kept
@@ -57,14 +65,6 @@ class GaussianLinearBase(BaseBayesianRegressor):
         names = self._fixed_feature_names()
         values = {"intercept": self._draws["intercept"], "coef": self._draws["coef"]}
         return values, {"coef": ["feature"]}, {"feature": names}
-
-    def _fixed_feature_names(self) -> list[str]:
-        grouped = set(self._group_positions)
-        if hasattr(self, "feature_names_in_"):
-            all_names = list(map(str, self.feature_names_in_))
-        else:
-            all_names = [f"x{i}" for i in range(self.n_features_in_)]
-        return [name for i, name in enumerate(all_names) if i not in grouped]
 
 
 class BayesianLinearRegressor(GaussianLinearBase):

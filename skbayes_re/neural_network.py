@@ -343,7 +343,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         return network + intercepts[-1][:, 0][None, :]
 
     def _posterior_variables(self):
-        names = _input_feature_names(self)
+        names = self._fixed_feature_names()
         coefs, intercepts = self._draws["coefs"], self._draws["intercepts"]
         n_draws = self._draws["sigma"].shape[0]
         values, dims, coords = {}, {}, {"feature": names}
@@ -365,12 +365,3 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
 def _with_draws(values: np.ndarray, n_draws: int) -> np.ndarray:
     """Repeat a point estimate (draw axis of length 1) over the posterior draws."""
     return np.broadcast_to(values, (n_draws, *values.shape[1:])).copy()
-
-
-def _input_feature_names(estimator) -> list[str]:
-    grouped = set(estimator._group_positions)
-    if hasattr(estimator, "feature_names_in_"):
-        all_names = list(map(str, estimator.feature_names_in_))
-    else:
-        all_names = [f"x{i}" for i in range(estimator.n_features_in_)]
-    return [name for i, name in enumerate(all_names) if i not in grouped]

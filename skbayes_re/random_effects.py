@@ -1,10 +1,11 @@
-"""Linear regression with random intercepts for grouped data, fitted by ADVI."""
+"""Linear mixed models for grouped data, fitted by ADVI: random intercepts, and intercepts
+with correlated random slopes."""
 
 from __future__ import annotations
 
 from .linear_model import GaussianLinearBase
 
-__all__ = ["RandomInterceptRegressor"]
+__all__ = ["RandomEffectsRegressor", "RandomInterceptRegressor"]
 
 
 class RandomInterceptRegressor(GaussianLinearBase):
@@ -134,3 +135,158 @@ class RandomInterceptRegressor(GaussianLinearBase):
 
     def _group_selection(self):
         return self.groups
+
+
+class RandomEffectsRegressor(GaussianLinearBase):
+    """Linear mixed model with random intercepts and correlated random slopes.
+
+    ``random_slopes={"subject": ["days"]}`` is lme4's ``y ~ days + (1 + days | subject)``:
+    the intercept and the ``days`` coefficient vary by subject, jointly normal with a learned
+    correlation. The model, on internally standardised features and target, is
+    ``y ~ Normal(alpha + X @ beta + sum_k V_k u_k[g_k], sigma)``, where ``V_k`` is ``1`` and
+    the slope features of grouping column k. Per grouping column, the effects are
+    non-centred: ``u_kg = diag(tau_k) L_k z_kg``, ``z_kg ~ Normal(0, I)``, with
+    ``tau_k ~ HalfNormal(s)`` (one scale per term) and ``L_k L_k'`` the correlation matrix,
+    ``LKJ(eta=2)``; ``alpha, beta ~ Normal(0, s)`` and ``sigma ~ HalfNormal(s)`` for
+    ``s = prior_scale``. A grouping column without slopes gets random intercepts, as in
+    :class:`RandomInterceptRegressor` (with no slopes at all the two estimators fit the same
+    model). Everything, scales and correlations included, gets a variational posterior.
+
+    The statistics behind the likelihood are per-group cross-products of ``(1, slope
+    features)`` with themselves, with the fixed-effect design and with ``y``, computed in one
+    pass over the rows: an ADVI step costs the same for a thousand rows or millions.
+
+    A group not seen in ``fit`` (or a missing label) gets the population-level prediction,
+    integrated over a new group's intercept and slopes, so its predictive spread grows with
+    ``|x|`` of the slope features.
+
+    Parameters
+    ----------
+    groups : "from_dtype", list of str, list of int, boolean mask or None, default="from_dtype"
+        The grouping columns of ``X``; every other column is a fixed-effect feature.
+        ``"from_dtype"`` takes the category, object and string columns of a DataFrame.
+    random_slopes : dict or None, default=None
+        Grouping column (name, or position for arrays) -> the feature columns (names or
+        positions; one column or a list) whose coefficients vary by it. A slope feature is
+        also a fixed effect: its population coefficient is in ``coef_``.
+    method : {"advi", "fullrank_advi"}, default="advi"
+        Mean-field or full-rank Gaussian approximation.
+    learning_rate : float, default=0.05
+        Initial Adam step size on the standardised scale.
+    max_iter : int, default=10000
+        Maximum number of optimisation steps.
+    tol : float, default=1e-4
+        Convergence tolerance on the windowed negative ELBO, per observation.
+    n_posterior_samples : int, default=500
+        Posterior draws kept for prediction.
+    prior_scale : float, default=2.5
+        Scale of the weakly-informative priors on the standardised scale.
+    random_state : int, RandomState instance or None, default=None
+        Seed of initialisation, optimisation noise and posterior draws.
+    verbose : int, default=0
+        0 prints nothing; 1 shows a progress bar with the running loss.
+    batch_size : int or None, default=None
+        Rows per block when the data are reduced to sufficient statistics, bounding working
+        memory for very large ``X``; the fit always uses all rows exactly.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_fixed_features,)
+        Posterior mean population coefficients of the non-grouping columns.
+    intercept_ : float
+        Posterior mean population intercept.
+    sigma_ : float
+        Posterior mean noise standard deviation.
+    group_effects_ : dict
+        Grouping column -> posterior mean effects by group label: a ``pandas.DataFrame`` with
+        columns ``intercept`` and the slope features for a column with slopes, a
+        ``pandas.Series`` of intercept offsets otherwise. Effects are offsets from
+        ``intercept_`` and ``coef_``.
+    group_sd_ : dict
+        Grouping column -> posterior mean group standard deviation: a ``pandas.Series`` by
+        term for a column with slopes, a float otherwise.
+    group_cov_ : dict
+        Grouping column -> posterior mean covariance of the group effects (DataFrame, terms
+        by terms), in the user's units.
+    group_corr_ : dict
+        Grouping column -> posterior mean correlation of the group effects (DataFrame).
+    loss_curve_ : list of float
+        Negative ELBO per iteration.
+    n_iter_ : int
+        Number of optimisation steps taken.
+    posterior_ : arviz.InferenceData
+        Stored draws with named dimensions (features, group labels and terms as coordinates).
+    fit_timings_ : dict
+        Seconds spent compiling (0 when a compiled model was reused) and optimising.
+    n_features_in_ : int
+        Number of columns seen during fit, grouping columns included.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of columns seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    RandomInterceptRegressor : Random intercepts only.
+    statsmodels.regression.mixed_linear_model.MixedLM : REML point estimates, one grouping
+        column.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from skbayes_re import RandomEffectsRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> subject = np.repeat(np.arange(30), 10)
+    >>> days = np.tile(np.arange(10.0), 30)
+    >>> intercepts = rng.normal(250.0, 25.0, size=30)
+    >>> slopes = rng.normal(10.0, 6.0, size=30)
+    >>> X = pd.DataFrame({"days": days, "subject": pd.Categorical(subject)})
+    >>> y = intercepts[subject] + slopes[subject] * days + rng.normal(scale=25.0, size=300)
+    >>> model = RandomEffectsRegressor(random_slopes={"subject": ["days"]}, random_state=0)
+    >>> model = model.fit(X, y)
+    >>> list(model.group_effects_["subject"].columns)
+    ['intercept', 'days']
+    >>> model.group_corr_["subject"].shape
+    (2, 2)
+    >>> new = pd.DataFrame({"days": [0.0, 9.0], "subject": pd.Categorical([99, 99])})
+    >>> std = model.predict(new, return_std=True)[1]
+    >>> bool(std[1] > std[0])  # an unseen subject: the slope's spread grows with days
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **RandomInterceptRegressor._parameter_constraints,
+        "random_slopes": [dict, None],
+    }
+
+    def __init__(
+        self,
+        *,
+        groups="from_dtype",
+        random_slopes=None,
+        method="advi",
+        learning_rate=0.05,
+        max_iter=10_000,
+        tol=1e-4,
+        n_posterior_samples=500,
+        prior_scale=2.5,
+        random_state=None,
+        verbose=0,
+        batch_size=None,
+    ):
+        self.batch_size = batch_size
+        self.groups = groups
+        self.random_slopes = random_slopes
+        self.method = method
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_posterior_samples = n_posterior_samples
+        self.prior_scale = prior_scale
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _group_selection(self):
+        return self.groups
+
+    def _slope_selection(self):
+        return self.random_slopes if self.random_slopes is not None else {}

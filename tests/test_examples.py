@@ -1,4 +1,4 @@
-"""The README's main example: the original study end to end."""
+"""The examples end to end: the README's main study and the random-slopes example."""
 
 import sys
 from pathlib import Path
@@ -25,3 +25,21 @@ def test_zillow_study_reproduces_the_ordering_and_writes_figures(tmp_path, monke
         image = matplotlib.image.imread(tmp_path / name)
         assert image.shape[0] >= 300 and image.shape[1] >= 500
         assert image.std() > 0.05  # not a blank canvas
+
+
+@pytest.mark.slow
+def test_sleepstudy_example_prefers_slopes_for_seen_subjects(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    sys.modules.pop("sleepstudy_slopes", None)
+    import sleepstudy_slopes
+
+    table = sleepstudy_slopes.main(["--output-dir", str(tmp_path)])
+    assert abs(table.loc["days", "posterior mean"] - 10.47) < 1.0
+    mae = sleepstudy_slopes.five_fold_mae(*sleepstudy_slopes.load_sleepstudy())
+    assert (
+        mae.loc["intercepts and slopes", "seen subjects"]
+        < mae.loc["random intercepts", "seen subjects"]
+    )
+    for name in ["sleepstudy_lines.png", "sleepstudy_slope_shrinkage.png"]:
+        image = matplotlib.image.imread(tmp_path / name)
+        assert image.shape[0] >= 300 and image.std() > 0.05

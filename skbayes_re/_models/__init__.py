@@ -1,0 +1,64 @@
+"""Model specification: pure functions that build PyMC models from arrays.
+
+Every model is stated on the standardised scale (features and target centred and scaled), so
+its priors read the same whatever the user's units. Data enter through ``pm.Data`` containers;
+the inference engine swaps their values between fits without rebuilding or recompiling.
+
+One module per model family, each with its statistics, builder, initialiser and
+back-transform together:
+
+* ``gaussian``: the Gaussian linear mixed model on sufficient statistics (random intercepts;
+  the linear model is its case without grouping factors);
+* ``slopes``: correlated random slopes for that model (LKJ prior, non-centred);
+* ``collapsed``: a factor with slopes integrated out of that model's likelihood;
+* ``network``: a neural-network mean function with random intercepts;
+* ``_ops``: graph building blocks without BLAS ops (one C module per compiled step).
+"""
+
+from .gaussian import (
+    build_gaussian_re_model,
+    complete_draws,
+    factor_sizes,
+    gaussian_re_init,
+    gaussian_re_start,
+    gaussian_re_statistics,
+    gaussian_re_statistics_chunked,
+    gaussian_re_structure,
+    gaussian_re_to_original,
+    group_effects_to_original,
+    group_scale_move,
+    rescale_group_scales,
+    rewrites_excluded,
+)
+from .network import (
+    build_mlp_re_model,
+    mlp_re_data,
+    mlp_re_init,
+    mlp_re_structure,
+    mlp_re_to_original,
+    mlp_row_data,
+    mlp_weight_names,
+)
+
+__all__ = [
+    "build_gaussian_re_model",
+    "build_mlp_re_model",
+    "complete_draws",
+    "factor_sizes",
+    "gaussian_re_init",
+    "gaussian_re_start",
+    "gaussian_re_statistics",
+    "gaussian_re_statistics_chunked",
+    "gaussian_re_structure",
+    "gaussian_re_to_original",
+    "group_effects_to_original",
+    "group_scale_move",
+    "mlp_re_data",
+    "mlp_re_init",
+    "mlp_re_structure",
+    "mlp_re_to_original",
+    "mlp_row_data",
+    "mlp_weight_names",
+    "rescale_group_scales",
+    "rewrites_excluded",
+]
