@@ -129,8 +129,9 @@ def _position_of_name(X, name: str) -> int:
         )
     columns = list(map(str, X.columns))
     if name not in columns:
-        shown = ", ".join(repr(c) for c in columns[:10]) + (", ..." if len(columns) > 10 else "")
-        raise ValueError(f"Grouping column {name!r} is not a column of X (columns: {shown}).")
+        raise ValueError(
+            f"Grouping column {name!r} is not a column of X (columns: {_shown(columns)})."
+        )
     return columns.index(name)
 
 
@@ -148,6 +149,8 @@ def resolve_random_slopes(X, random_slopes, group_positions, n_features) -> list
     fixed = [i for i in range(n_features) if i not in set(group_positions)]
     for key, columns in random_slopes.items():
         factor = _slope_factor(X, key, group_positions, n_features)
+        if slopes[factor]:
+            raise ValueError(f"random_slopes names grouping column {key!r} twice.")
         columns = [columns] if isinstance(columns, (str, int, np.integer)) else list(columns)
         positions = [
             _slope_column(X, key, column, group_positions, n_features) for column in columns

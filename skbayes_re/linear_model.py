@@ -31,6 +31,7 @@ class GaussianLinearBase(BaseBayesianRegressor):
             self.prior_scale,
             self._slope_features,
         )
+        data = _models.mark_centred(data)
         return {
             "key": _models.gaussian_re_structure(data),
             "build": _models.build_gaussian_re_model,

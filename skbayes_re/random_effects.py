@@ -156,6 +156,15 @@ class RandomEffectsRegressor(GaussianLinearBase):
     features)`` with themselves, with the fixed-effect design and with ``y``, computed in one
     pass over the rows: an ADVI step costs the same for a thousand rows or millions.
 
+    Inference: the effects of the first grouping column with slopes are integrated out of
+    the likelihood exactly (they are Gaussian given everything else); ADVI approximates the
+    coefficients, scales, correlations, noise and any other column's effects, and each
+    posterior draw of the integrated effects comes from their exact conditional given that
+    draw. Beside it, a random-intercept column whose groups the data inform well is fitted
+    centred (``u ~ Normal(0, sigma_k)``), one whose groups they inform weakly non-centred,
+    so that its scale's uncertainty is not understated. On sleepstudy every posterior mean
+    lies within 0.11 posterior sd of NUTS (``benchmarks/results/random_slopes.md``).
+
     A group not seen in ``fit`` (or a missing label) gets the population-level prediction,
     integrated over a new group's intercept and slopes, so its predictive spread grows with
     ``|x|`` of the slope features.

@@ -348,11 +348,34 @@ def test_simulated_crossed_slopes_truth_and_coverage():
     low, high = np.quantile(corr[:, upper[0], upper[1]], [0.05, 0.95], axis=0)
     truth = TRUE_CORR[upper]
     assert np.all((low <= truth) & (truth <= high)), (low, high)
+    # the 40 regions (1,250 rows each) are fitted centred: their sd's interval is honest
+    region_sd = post["group_sd_region"].values.ravel()
+    low, high = np.quantile(region_sd, [0.05, 0.95])
+    assert low <= 0.7 <= high and high - low > 0.15, (low, high)
     for label, groups in [("seen", seen), ("unseen", unseen)]:
         X_new, y_new = _simulate_crossed(rng, 5_000, groups, effects)
         bounds = model.predict_interval(X_new, coverage=0.9)
         coverage = np.mean((bounds[:, 0] <= y_new) & (y_new <= bounds[:, 1]))
         assert 0.87 <= coverage <= 0.93, (label, coverage)
+
+
+def test_well_informed_intercept_factors_are_centred():
+    """Beside a factor with slopes, an intercept factor whose groups hold many rows is fitted
+    centred, one whose groups hold few rows non-centred."""
+    from skbayes_re._models import gaussian_re_statistics, gaussian_re_structure, mark_centred
+
+    rng = np.random.default_rng(3)
+    n = 6000
+    features = rng.normal(size=(n, 2))
+    codes = [rng.integers(0, 50, n), rng.integers(0, 10, n), rng.integers(0, 2000, n)]
+    effects = [rng.normal(0, 1.0, 50), rng.normal(0, 1.0, 10), rng.normal(0, 0.3, 2000)]
+    slope = rng.normal(0, 0.5, 50)
+    target = features @ [1.0, -1.0] + slope[codes[0]] * features[:, 0] + rng.normal(size=n)
+    target += sum(effect[code] for effect, code in zip(effects, codes, strict=True))
+    data = gaussian_re_statistics(features, target, codes, [50, 10, 2000], 2.5, [[0], [], []])
+    data = mark_centred(data)
+    assert "centred_1" in data and "centred_2" not in data  # 600 rows a group vs 3
+    assert gaussian_re_structure(data)[-1] == (1,)
 
 
 # ----------------------------------------------------------------------------------------
@@ -368,6 +391,7 @@ def test_simulated_crossed_slopes_truth_and_coverage():
         ({"days": ["days"]}, "not a grouping column"),
         ({"nope": ["days"]}, "'nope' is not a column of X"),
         ({"subject": ["days", "days"]}, "names a column twice"),
+        ({"subject": ["days"], 1: ["days"]}, "names grouping column 1 twice"),
         (["days"], "'random_slopes' parameter .* must be an instance of 'dict'"),
     ],
 )

@@ -27,6 +27,7 @@ from .gaussian import (
     gaussian_re_to_original,
     group_effects_to_original,
     group_scale_move,
+    mark_centred,
     rescale_group_scales,
     rewrites_excluded,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "gaussian_re_to_original",
     "group_effects_to_original",
     "group_scale_move",
+    "mark_centred",
     "mlp_re_data",
     "mlp_re_init",
     "mlp_re_structure",

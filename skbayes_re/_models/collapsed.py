@@ -257,7 +257,9 @@ def _numpy_scores(data, draws, part, k, size, sizes, b) -> np.ndarray:
 
 
 def _other_effects(draws, m, size_m, part) -> np.ndarray:
-    """Standardised effects of another (non-centred) factor for a block of draws (s, G, q)."""
+    """Standardised effects of another factor for a block of draws (s, G, q)."""
+    if f"u_group_{m}" in draws:  # a centred random intercept
+        return draws[f"u_group_{m}"][part][:, :, None]
     z = draws[f"z_group_{m}"][part]
     if size_m == 1:
         return (draws[f"sigma_group_{m}"][part][:, None] * z)[:, :, None]

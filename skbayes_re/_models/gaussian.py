@@ -38,6 +38,7 @@ __all__ = [
     "gaussian_re_to_original",
     "group_effects_to_original",
     "group_scale_move",
+    "mark_centred",
     "rescale_group_scales",
     "rewrites_excluded",
 ]
@@ -136,6 +137,18 @@ def complete_draws(data: dict[str, np.ndarray], seed: int):
     return complete
 
 
+def mark_centred(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """In a model with an integrated-out factor, mark the random-intercept factors that are
+    better fitted centred (``centred_<k>`` entries; see ``slopes.centred_factors``). Models
+    without slopes keep every factor non-centred, as they always have."""
+    sizes = factor_sizes(data)
+    integrated = _collapsed.collapsed_factor(sizes)
+    if integrated is not None:
+        for k in _slopes.centred_factors(data, sizes, integrated):
+            data[f"centred_{k}"] = np.asarray(1.0)
+    return data
+
+
 def rewrites_excluded(data: dict[str, np.ndarray]) -> tuple[str, ...]:
     """Graph rewrites the compiler should skip for this model (see ``collapsed.py``)."""
     has_collapsed = _collapsed.collapsed_factor(factor_sizes(data)) is not None
@@ -148,7 +161,10 @@ def gaussian_re_structure(data: dict[str, np.ndarray]) -> tuple:
     group counts stay symbolic."""
     sizes = factor_sizes(data)
     key = ("gaussian_re", int(data["wty"].shape[0]) > 1, len(sizes))
-    return key if all(size == 1 for size in sizes) else (*key, tuple(sizes))
+    if all(size == 1 for size in sizes):
+        return key
+    centred = tuple(k for k in range(len(sizes)) if f"centred_{k}" in data)
+    return (*key, tuple(sizes), centred)
 
 
 # ----------------------------------------------------------------------------- model
@@ -191,10 +207,13 @@ def build_gaussian_re_model(data: dict[str, np.ndarray]) -> pm.Model:
 
 
 def _random_intercept(box, scale, k: int):
-    """Non-centred intercepts ``u_k = sigma_k * z_k`` of grouping factor k."""
+    """Intercepts of grouping factor k: non-centred, ``u_k = sigma_k * z_k``, unless the
+    data mark the factor centred (``u_k ~ Normal(0, sigma_k)``; see :func:`mark_centred`)."""
     sigma_k = pm.HalfNormal(f"sigma_group_{k}", scale)
-    z_k = pm.Normal(f"z_group_{k}", 0.0, 1.0, shape=(box[f"ysum_{k}"].shape[0],))
-    return sigma_k * z_k
+    shape = (box[f"ysum_{k}"].shape[0],)
+    if f"centred_{k}" in box:
+        return pm.Normal(f"u_group_{k}", 0.0, sigma_k, shape=shape)
+    return sigma_k * pm.Normal(f"z_group_{k}", 0.0, 1.0, shape=shape)
 
 
 def random_intercepts(box, scale, n_factors: int) -> list:
@@ -317,8 +336,12 @@ def group_effects_to_original(
             group_cov.append(cov)
             continue
         sigma_k = draws[f"sigma_group_{k}"]
-        effect = draws.pop(f"z_group_{k}")[:, :size]
-        effect *= (y_scale * sigma_k)[:, None]
+        if f"u_group_{k}" in draws:  # a centred factor
+            effect = draws.pop(f"u_group_{k}")[:, :size]
+            effect *= y_scale
+        else:
+            effect = draws.pop(f"z_group_{k}")[:, :size]
+            effect *= (y_scale * sigma_k)[:, None]
         effects.append(effect.astype(np.float32, copy=False))
         group_sd.append(y_scale * sigma_k)
         group_cov.append(None)

@@ -28,6 +28,7 @@ from ._ops import dot, matmul, matrix_vector
 __all__ = [
     "LKJ_ETA",
     "correlated_effects",
+    "centred_factors",
     "finish_slope_statistics",
     "lkj_cholesky",
     "lkj_cholesky_numpy",
@@ -194,21 +195,8 @@ def slopes_start(data: dict, sizes: list[int]) -> tuple[dict, dict]:
     non-centred effects and their sds from the last step's conditional moments, the
     coefficients' sds from the equations' Schur complement.
     """
-    from .gaussian import least_squares_start
-
-    b, total_var, means, sds = least_squares_start(data)
-    blocks = [_factor_block(data, k, size) for k, size in enumerate(sizes)]
-    n_obs = max(float(data["n_obs"]), 1.0)
-    covs = [_moment_covariance(block, b, total_var) for block in blocks]
-    explained = sum(
-        float(np.sum(cov * block[2].sum(axis=0))) for cov, block in zip(covs, blocks, strict=True)
-    )
-    noise_var = max(total_var - explained / n_obs, 0.05 * total_var)
-    covs = [_moment_covariance(block, b, noise_var) for block in blocks]
-    b, coef_var, effects, conditional, noise_var, covs = _em_variance_components(
-        data, blocks, sizes, noise_var, covs, floor=1e-4 * total_var
-    )
-    means |= {"alpha": np.asarray(b[0]), "beta": b[1:], "sigma_log__": 0.5 * np.log(noise_var)}
+    means, sds, b, coef_var, effects, conditional, covs = _start_moments(data, sizes)
+    means |= {"alpha": np.asarray(b[0]), "beta": b[1:]}
     sds |= {"alpha": np.sqrt(coef_var[0]), "beta": np.sqrt(coef_var[1:])}
     factors = zip(sizes, covs, effects, conditional, strict=True)
     for k, (size, cov, u, u_cov) in enumerate(factors):
@@ -223,10 +211,58 @@ def slopes_start(data: dict, sizes: list[int]) -> tuple[dict, dict]:
         sds[f"sigma_group_{k}_log__"] /= np.sqrt(2.0 * max(n_groups, 1))
         means[f"z_group_{k}"] = z_mean if size > 1 else z_mean[:, 0]
         sds[f"z_group_{k}"] = z_sd if size > 1 else z_sd[:, 0]
+        if size == 1:  # a centred intercept's start (see ``centred_factors``)
+            means[f"u_group_{k}"] = u[:, 0]
+            sds[f"u_group_{k}"] = np.sqrt(u_cov[:, 0, 0])
         if size > 1:
             means[f"corr_group_{k}"] = _unconstrained_correlation(corr_chol)
             sds[f"corr_group_{k}"] = 1.0 / np.sqrt(max(n_groups - 3.0, 1.0))
     return means, sds
+
+
+def _start_moments(data: dict, sizes: list[int]):
+    """Least squares, moments and EM steps (see :func:`slopes_start`): the fixed part's
+    starting values, the coefficients and their variances, each factor's conditional
+    effects and covariances, and each factor's covariance."""
+    from .gaussian import least_squares_start
+
+    b, total_var, means, sds = least_squares_start(data)
+    blocks = [_factor_block(data, k, size) for k, size in enumerate(sizes)]
+    n_obs = max(float(data["n_obs"]), 1.0)
+    covs = [_moment_covariance(block, b, total_var) for block in blocks]
+    explained = sum(
+        float(np.sum(cov * block[2].sum(axis=0))) for cov, block in zip(covs, blocks, strict=True)
+    )
+    noise_var = max(total_var - explained / n_obs, 0.05 * total_var)
+    covs = [_moment_covariance(block, b, noise_var) for block in blocks]
+    b, coef_var, effects, conditional, noise_var, covs = _em_variance_components(
+        data, blocks, sizes, noise_var, covs, floor=1e-4 * total_var
+    )
+    means["sigma_log__"] = 0.5 * np.log(noise_var)
+    return means, sds, b, coef_var, effects, conditional, covs
+
+
+def centred_factors(data: dict, sizes: list[int], integrated: int) -> list[int]:
+    """The random-intercept factors to fit centred (``u ~ Normal(0, sigma_k)``) rather than
+    non-centred: those whose groups the data inform well, i.e. where the start's conditional
+    variance of a group's effect is on average under half its prior variance.
+
+    With well-informed groups the non-centred posterior of ``(log sigma_k, z_k)`` is a
+    narrow curved ridge, and a mean-field approximation over it shrinks ``sigma_k``'s
+    uncertainty several-fold (40 groups of 1,250 rows: a 90% interval of +-0.025 around a
+    group sd of 0.75, where +-0.13 is right); centred, ``sigma_k`` given the effects is as
+    uncertain as 40 draws make it. With weakly informed groups the centred posterior is a
+    funnel, and non-centred is the better of the two.
+    """
+    *_, conditional, covs = _start_moments(data, sizes)
+    chosen = []
+    for k, size in enumerate(sizes):
+        if size != 1 or k == integrated:
+            continue
+        explained = 1.0 - np.mean(conditional[k][:, 0, 0]) / covs[k][0, 0]
+        if explained > 0.5:
+            chosen.append(k)
+    return chosen
 
 
 _EM_STEPS = 50
