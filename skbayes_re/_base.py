@@ -32,6 +32,7 @@ from ._predictive import mixture_mean_std, mixture_quantile, mixture_sample
 from ._validation import (
     GroupEncoder,
     Standardizer,
+    is_dask_collection,
     resolve_random_slopes,
     seed_from_random_state,
     split_features_and_groups,
@@ -92,6 +93,10 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
+        vars(self).pop("_stream", None)  # fit starts over: forget partial_fit's batches
+        if is_dask_collection(X) or is_dask_collection(y):
+            self._fit_from_dask(X, y)
+            return self
         features, labels, positions = split_features_and_groups(
             self, X, self._group_selection(), reset=True
         )
@@ -99,15 +104,32 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         check_consistent_length(features, target)
         self._x_scaler = Standardizer.fit(features)
         self._y_scaler = Standardizer.fit(target)
+        self._remember_groups(X, positions)
+        codes, n_groups, n_seen = self._encode_for_fit(labels)
+        spec = self._inference_spec(features, self._y_scaler.transform(target), codes, n_groups)
+        del features, labels  # the spec holds what the fit needs: free a large X's copy
+        self._finish_fit(spec, len(target), n_seen)
+        return self
+
+    def _remember_groups(self, X, positions) -> None:
+        """The grouping columns' positions and names, and each one's slope features."""
         self._group_positions = positions
         self._group_names = [self._column_name(X, i) for i in positions]
         self._slope_features = resolve_random_slopes(
             X, self._slope_selection(), positions, self.n_features_in_
         )
-        codes, n_groups, n_seen = self._encode_for_fit(labels)
-        spec = self._inference_spec(features, self._y_scaler.transform(target), codes, n_groups)
-        del features, labels  # the spec holds what the fit needs: free a large X's copy
-        result = self._run_engine(spec, n_obs=len(target))
+
+    def _fit_from_dask(self, X, y):
+        raise TypeError(
+            f"{type(self).__name__} does not fit Dask collections. BayesianLinearRegressor, "
+            "RandomInterceptRegressor and RandomEffectsRegressor do (their sufficient "
+            "statistics are computed on the workers); for this estimator, fit on a sample "
+            "brought into memory with .compute()."
+        )
+
+    def _finish_fit(self, spec: dict, n_obs: int, n_seen: list[int]) -> None:
+        """Run the engine on a spec and store the fitted attributes."""
+        result = self._run_engine(spec, n_obs=n_obs)
         if spec.get("complete") is not None:  # e.g. draws of integrated-out effects
             spec["complete"](result.draws)
         del spec
@@ -117,7 +139,6 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         self.loss_curve_ = result.loss_curve
         self.n_iter_ = result.n_iter
         self.fit_timings_ = dict(result.timings)
-        return self
 
     def _run_engine(self, spec: dict, n_obs: int):
         from ._inference import fit_advi
@@ -266,6 +287,8 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         y_mean : ndarray of shape (n_samples,)
         y_std : ndarray of shape (n_samples,), only if ``return_std``
         """
+        if is_dask_collection(X):
+            return self._lazy("predict", X, return_std=return_std)
         means, stds = [], []
         for _, loc, scale in self._predictive_chunks(X):
             mean, std = mixture_mean_std(loc, scale)
@@ -291,6 +314,8 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         """
         if not isinstance(coverage, numbers.Real) or not 0.0 < coverage < 1.0:
             raise ValueError(f"coverage must be a number in (0, 1); got {coverage!r}.")
+        if is_dask_collection(X):
+            return self._lazy("predict_interval", X, coverage=coverage)
         tail = (1.0 - coverage) / 2.0
         pieces = []
         for _, loc, scale in self._predictive_chunks(X):
@@ -317,12 +342,21 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         """
         if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        if is_dask_collection(X):
+            return self._lazy("sample_y", X, n_samples=n_samples, random_state=random_state)
         rng = np.random.default_rng(seed_from_random_state(random_state))
         pieces = [
             mixture_sample(loc, scale, int(n_samples), rng)
             for _, loc, scale in self._predictive_chunks(X)
         ]
         return np.concatenate(pieces)
+
+    def _lazy(self, method: str, X, **kwargs):
+        """A prediction method over a Dask collection's partitions, as Dask arrays."""
+        from ._distributed import lazy_prediction
+
+        check_is_fitted(self)
+        return lazy_prediction(self, X, method, **kwargs)
 
     # -------------------------------------------------------------- posterior
     def _posterior_variables(self) -> tuple[dict, dict, dict]:

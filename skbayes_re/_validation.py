@@ -17,6 +17,8 @@ from sklearn.utils.validation import validate_data
 
 __all__ = [
     "GroupEncoder",
+    "RunningMoments",
+    "is_dask_collection",
     "Standardizer",
     "resolve_group_columns",
     "resolve_random_slopes",
@@ -28,6 +30,12 @@ __all__ = [
 # Rows per block when a pass over the data is made in pieces (standardising, sufficient
 # statistics): bounds the temporaries of a pass, whatever the row count.
 BLOCK_ROWS = 65_536
+
+
+def is_dask_collection(value) -> bool:
+    """Whether ``value`` is a Dask collection (DataFrame, Series, array), without importing
+    Dask: Dask is an optional dependency, loaded only when such a collection arrives."""
+    return type(value).__module__.split(".")[0] == "dask"
 
 
 def seed_from_random_state(random_state) -> int:
@@ -60,7 +68,12 @@ class Standardizer:
         blocks = range(0, values.shape[0], block_rows)
         mean = sum(np.sum(values[i : i + block_rows], axis=0) for i in blocks) / n_rows
         squares = sum(np.sum((values[i : i + block_rows] - mean) ** 2, axis=0) for i in blocks)
-        scale = np.sqrt(squares / n_rows) if values.shape[0] else np.ones_like(mean)
+        return cls.from_moments(values.shape[0], mean, squares)
+
+    @classmethod
+    def from_moments(cls, n_rows: float, mean, squares) -> Standardizer:
+        """From the row count, column means and centred sums of squares."""
+        scale = np.sqrt(squares / n_rows) if n_rows else np.ones_like(mean)
         scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
         return cls(mean=np.asarray(mean, dtype=float), scale=np.asarray(scale, dtype=float))
 
@@ -73,6 +86,35 @@ class Standardizer:
             np.subtract(values[rows], self.mean, out=out[rows])
             out[rows] /= self.scale
         return out
+
+
+@dataclass
+class RunningMoments:
+    """Row count, column means and centred sums of squares, merged across row blocks by
+    Chan's pairwise update (as stable as two passes): the standardisation of data seen in
+    pieces (Dask partitions, ``partial_fit`` batches)."""
+
+    n: float
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> RunningMoments:
+        mean = values.mean(axis=0) if len(values) else np.zeros(values.shape[1:])
+        return cls(float(len(values)), mean, ((values - mean) ** 2).sum(axis=0))
+
+    def merge(self, other: RunningMoments) -> RunningMoments:
+        n = self.n + other.n
+        if n == 0:
+            return self
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.n / n)
+        m2 = self.m2 + other.m2 + delta**2 * (self.n * other.n / n)
+        return RunningMoments(n, mean, m2)
+
+    def standardizer(self) -> Standardizer:
+        """The scaler ``Standardizer.fit`` would give on all the rows."""
+        return Standardizer.from_moments(self.n, self.mean, self.m2)
 
 
 def _is_group_dtype(dtype) -> bool:
@@ -251,7 +293,7 @@ def split_features_and_groups(estimator, X, groups, *, reset: bool):
     return features, label_columns, positions
 
 
-def _check_labels(labels: pd.Series, name: str) -> None:
+def check_labels(labels: pd.Series, name: str) -> None:
     """Labels must be hashable, and numeric ones finite (NaN means a missing label)."""
     if labels.dtype == object:
         try:
@@ -283,7 +325,7 @@ class GroupEncoder:
         self.name = name
 
     def fit(self, labels: pd.Series) -> GroupEncoder:
-        _check_labels(labels, self.name)
+        check_labels(labels, self.name)
         try:
             _, uniques = pd.factorize(labels, sort=True, use_na_sentinel=True)
         except TypeError:  # labels of mixed, unorderable types
@@ -296,7 +338,7 @@ class GroupEncoder:
         return self
 
     def transform(self, labels: pd.Series) -> np.ndarray:
-        _check_labels(labels, self.name)
+        check_labels(labels, self.name)
         try:
             codes = self.categories_.get_indexer(pd.Index(labels))
         except (TypeError, ValueError):  # labels not comparable with the categories

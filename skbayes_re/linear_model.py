@@ -5,12 +5,26 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from sklearn.base import _fit_context
+from sklearn.utils import check_consistent_length
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.metaestimators import available_if
 
 from ._base import BaseBayesianRegressor
-from ._validation import BLOCK_ROWS, seed_from_random_state
+from ._validation import (
+    BLOCK_ROWS,
+    is_dask_collection,
+    seed_from_random_state,
+    split_features_and_groups,
+    validate_target,
+)
 
 __all__ = ["BayesianLinearRegressor"]
+
+
+def _without_slopes(estimator) -> bool:
+    """``partial_fit`` exists for models without random slopes."""
+    return not getattr(estimator, "random_slopes", None)
 
 
 class GaussianLinearBase(BaseBayesianRegressor):
@@ -31,6 +45,74 @@ class GaussianLinearBase(BaseBayesianRegressor):
             self.prior_scale,
             self._slope_features,
         )
+        return self._spec_from_statistics(data)
+
+    @available_if(_without_slopes)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y):
+        """Add a batch of rows and refit the posterior on every row seen so far.
+
+        Statistics accumulate over calls (their size depends on the features and groups, not
+        on the rows); each call refits on all batches so far and gives the fit that ``fit``
+        would give on their concatenation: the standardisation is exact (statistics are kept
+        on the first batch's scale and mapped, without loss, to the mean and scale of all
+        rows seen), and groups first seen in a later batch are added. The optimisation
+        starts, as ``fit``'s does, from the mixed-model solution of all rows seen, which is
+        closer to the new posterior than the last one. ``fit`` discards the batches. Not
+        available with ``random_slopes`` (their statistics would need each group's full
+        cross-products to change standardisation); fit those from a Dask DataFrame.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            A batch, laid out as the first one.
+        y : array-like of shape (n_samples,)
+            Its targets.
+
+        Returns
+        -------
+        self : object
+            The estimator, fitted to all batches so far.
+        """
+        from ._streaming import StatisticsStream
+
+        if is_dask_collection(X) or is_dask_collection(y):
+            raise TypeError("partial_fit takes in-memory batches; fit takes Dask collections.")
+        first = not hasattr(self, "_stream")
+        groups = self._group_selection() if first else self._group_positions
+        features, labels, positions = split_features_and_groups(self, X, groups, reset=first)
+        target = validate_target(y)
+        check_consistent_length(features, target)
+        if first:
+            self._start_stream(X, positions)
+            self._stream = StatisticsStream(features, target, labels, self._group_names)
+        self._stream.add(features, target, labels)
+        data, self._x_scaler, self._y_scaler, self._encoders, n_seen, n_obs = self._stream.finished(
+            self.prior_scale
+        )
+        self._finish_fit(self._spec_from_statistics(data), n_obs, n_seen)
+        return self
+
+    def _start_stream(self, X, positions) -> None:
+        self._remember_groups(X, positions)
+        if any(self._slope_features):  # an empty random_slopes entry passes the guard
+            raise ValueError("partial_fit does not support random_slopes.")
+
+    def _fit_from_dask(self, X, y):
+        """Fit from a Dask DataFrame or array: statistics computed on the workers."""
+        from ._distributed import dask_fit_statistics
+        from ._models.statistics import finish_statistics
+
+        fitted = dask_fit_statistics(self, X, y, self._group_selection(), self._slope_selection())
+        self._x_scaler, self._y_scaler = fitted.x_scaler, fitted.y_scaler
+        self._group_positions, self._group_names = fitted.positions, fitted.names
+        self._slope_features, self._encoders = fitted.slopes, fitted.encoders
+        data = finish_statistics(fitted.statistics, self.prior_scale, fitted.slopes)
+        self._finish_fit(self._spec_from_statistics(data), fitted.n_obs, fitted.n_seen)
+
+    def _spec_from_statistics(self, data: dict) -> dict:
+        from . import _models
+
         data = _models.mark_centred(data)
         return {
             "key": _models.gaussian_re_structure(data),

@@ -7,60 +7,55 @@ the inference engine swaps their values between fits without rebuilding or recom
 One module per model family, each with its statistics, builder, initialiser and
 back-transform together:
 
-* ``gaussian``: the Gaussian linear mixed model on sufficient statistics (random intercepts;
+* ``statistics``: that model's sufficient statistics, in pieces that merge (NumPy only);
+* ``gaussian``: the Gaussian linear mixed model on those statistics (random intercepts;
   the linear model is its case without grouping factors);
 * ``slopes``: correlated random slopes for that model (LKJ prior, non-centred);
 * ``collapsed``: a factor with slopes integrated out of that model's likelihood;
 * ``network``: a neural-network mean function with random intercepts;
 * ``_ops``: graph building blocks without BLAS ops (one C module per compiled step).
+
+The names below are loaded on first use: ``statistics`` alone (what Dask workers run) does
+not import PyMC.
 """
 
-from .gaussian import (
-    build_gaussian_re_model,
-    complete_draws,
-    factor_sizes,
-    gaussian_re_init,
-    gaussian_re_start,
-    gaussian_re_statistics,
-    gaussian_re_statistics_chunked,
-    gaussian_re_structure,
-    gaussian_re_to_original,
-    group_effects_to_original,
-    group_scale_move,
-    mark_centred,
-    rescale_group_scales,
-    rewrites_excluded,
-)
-from .network import (
-    build_mlp_re_model,
-    mlp_re_data,
-    mlp_re_init,
-    mlp_re_structure,
-    mlp_re_to_original,
-    mlp_row_data,
-    mlp_weight_names,
-)
+import importlib
 
-__all__ = [
-    "build_gaussian_re_model",
-    "build_mlp_re_model",
-    "complete_draws",
-    "factor_sizes",
-    "gaussian_re_init",
-    "gaussian_re_start",
-    "gaussian_re_statistics",
-    "gaussian_re_statistics_chunked",
-    "gaussian_re_structure",
-    "gaussian_re_to_original",
-    "group_effects_to_original",
-    "group_scale_move",
-    "mark_centred",
-    "mlp_re_data",
-    "mlp_re_init",
-    "mlp_re_structure",
-    "mlp_re_to_original",
-    "mlp_row_data",
-    "mlp_weight_names",
-    "rescale_group_scales",
-    "rewrites_excluded",
-]
+_EXPORTS = {
+    "gaussian": [
+        "build_gaussian_re_model",
+        "complete_draws",
+        "factor_sizes",
+        "gaussian_re_init",
+        "gaussian_re_start",
+        "gaussian_re_statistics",
+        "gaussian_re_statistics_chunked",
+        "gaussian_re_structure",
+        "gaussian_re_to_original",
+        "group_effects_to_original",
+        "group_scale_move",
+        "mark_centred",
+        "rescale_group_scales",
+        "rewrites_excluded",
+    ],
+    "network": [
+        "build_mlp_re_model",
+        "mlp_re_data",
+        "mlp_re_init",
+        "mlp_re_structure",
+        "mlp_re_to_original",
+        "mlp_row_data",
+        "mlp_weight_names",
+    ],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value
+    return value

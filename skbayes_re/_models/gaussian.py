@@ -25,6 +25,7 @@ import pytensor.tensor as pt
 from . import collapsed as _collapsed
 from . import slopes as _slopes
 from ._ops import LOG_2PI, dot, matrix_vector, quadratic
+from .statistics import finish_statistics, merge_statistics, partial_statistics
 
 __all__ = [
     "build_gaussian_re_model",
@@ -66,45 +67,16 @@ def gaussian_re_statistics_chunked(
     (one block, or many to bound memory: only one block's design matrix exists at a time);
     ``codes[k]`` holds values in ``0 .. n_groups[k]-1`` for every row. ``slopes[k]`` lists the
     feature columns whose coefficients vary by factor k (empty: a random intercept only).
+    See ``statistics.py`` for the statistics and how pieces merge.
     """
     slopes = [list(s) for s in slopes] if slopes is not None else [[] for _ in codes]
-    slope_pairs = _slopes.slope_pair_index(codes, n_groups, slopes)
-    data, start = None, 0
+    total, start = None, 0
     for features, target in chunks:
         rows = slice(start, start + len(target))
-        part = _dense_statistics(features, target, [c[rows] for c in codes], n_groups, slopes)
-        part |= _slopes.slope_pair_sums(features, slope_pairs, slopes, rows)
-        data = part if data is None else {key: data[key] + part[key] for key in data}
+        part = partial_statistics(features, target, [c[rows] for c in codes], n_groups, slopes)
+        total = merge_statistics(total, part)
         start += len(target)
-    data["prior_scale"] = np.asarray(float(prior_scale))
-    _slopes.finish_slope_statistics(data, slopes, slope_pairs)
-    for k, m in itertools.combinations(range(len(codes)), 2):
-        if slopes[k] or slopes[m]:
-            continue
-        pairs, counts = np.unique(codes[k] * n_groups[m] + codes[m], return_counts=True)
-        data[f"pair_first_{k}_{m}"] = (pairs // n_groups[m]).astype(np.int64)
-        data[f"pair_second_{k}_{m}"] = (pairs % n_groups[m]).astype(np.int64)
-        data[f"pair_count_{k}_{m}"] = counts.astype(np.float64)
-    return data
-
-
-def _dense_statistics(features, target, codes, n_groups, slopes) -> dict[str, np.ndarray]:
-    design = np.column_stack([np.ones(len(target)), features])
-    data = {
-        "n_obs": np.asarray(float(len(target))),
-        "yty": np.asarray(float(target @ target)),
-        "wty": design.T @ target,
-        "wtw": design.T @ design,
-    }
-    for k, (code, size, slope) in enumerate(zip(codes, n_groups, slopes, strict=True)):
-        if slope:
-            data |= _slopes.slope_factor_sums(k, design, target, code, size, slope)
-            continue
-        data[f"ysum_{k}"] = np.bincount(code, weights=target, minlength=size)
-        data[f"wtz_{k}"] = np.stack(
-            [np.bincount(code, weights=column, minlength=size) for column in design.T]
-        )
-    return data
+    return finish_statistics(total, prior_scale, slopes)
 
 
 def factor_sizes(data: dict) -> list[int]:

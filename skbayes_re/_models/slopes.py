@@ -29,14 +29,10 @@ __all__ = [
     "LKJ_ETA",
     "correlated_effects",
     "centred_factors",
-    "finish_slope_statistics",
     "lkj_cholesky",
     "lkj_cholesky_numpy",
     "pair_cross_term",
     "slope_effects_to_original",
-    "slope_factor_sums",
-    "slope_pair_index",
-    "slope_pair_sums",
     "slope_rss_terms",
     "slopes_start",
 ]
@@ -45,67 +41,6 @@ LKJ_ETA = 2.0
 
 
 # ----------------------------------------------------------------------------- statistics
-def _group_columns(slope: list[int]) -> list[int]:
-    """Columns of ``w = (1, x)`` that make a factor's group design ``v``."""
-    return [0, *(1 + s for s in slope)]
-
-
-def slope_factor_sums(k, design, target, code, size, slope) -> dict[str, np.ndarray]:
-    """Per-group ``V'y`` (G, q) and ``W'V`` (p + 1, G, q) of factor k over one row block."""
-    group_design = design[:, _group_columns(slope)]
-    vty = np.stack(
-        [np.bincount(code, weights=column * target, minlength=size) for column in group_design.T],
-        axis=1,
-    )
-    wtv = np.empty((design.shape[1], size, group_design.shape[1]))
-    for j, column in enumerate(design.T):
-        for c, other in enumerate(group_design.T):
-            wtv[j, :, c] = np.bincount(code, weights=column * other, minlength=size)
-    return {f"vty_{k}": vty, f"wtv_{k}": wtv}
-
-
-def slope_pair_index(codes, n_groups, slopes) -> dict:
-    """For each pair of crossed factors of which one has slopes: the distinct group pairs
-    and each row's pair (the row blocks are summed per pair)."""
-    index = {}
-    for k, m in itertools.combinations(range(len(codes)), 2):
-        if slopes[k] or slopes[m]:
-            pairs, inverse = np.unique(codes[k] * n_groups[m] + codes[m], return_inverse=True)
-            index[(k, m)] = (pairs // n_groups[m], pairs % n_groups[m], inverse.ravel())
-    return index
-
-
-def slope_pair_sums(features, pair_index, slopes, rows) -> dict[str, np.ndarray]:
-    """Per group pair, ``sum v_k v_m'`` over one row block's rows (P, q_k, q_m)."""
-    if not pair_index:
-        return {}
-    design = np.column_stack([np.ones(features.shape[0]), features])
-    out = {}
-    for (k, m), (first, _, inverse) in pair_index.items():
-        pair = inverse[rows]
-        left = design[:, _group_columns(slopes[k]) if slopes[k] else [0]]
-        right = design[:, _group_columns(slopes[m]) if slopes[m] else [0]]
-        cross = np.empty((len(first), left.shape[1], right.shape[1]))
-        for a, c in itertools.product(range(left.shape[1]), range(right.shape[1])):
-            weights = left[:, a] * right[:, c]
-            cross[:, a, c] = np.bincount(pair, weights=weights, minlength=len(first))
-        out[f"pair_cross_{k}_{m}"] = cross
-    return out
-
-
-def finish_slope_statistics(data: dict, slopes, pair_index) -> None:
-    """After the row blocks are summed: each slope factor's ``V'V`` (G, q, q), its ``W'V``
-    flattened to (p + 1, G q) for the step's matrix-vector product, and the pair labels."""
-    for k, slope in enumerate(slopes):
-        if slope:
-            wtv = data[f"wtv_{k}"]
-            data[f"vtv_{k}"] = np.ascontiguousarray(wtv[_group_columns(slope)].transpose(1, 0, 2))
-            data[f"wtv_{k}"] = wtv.reshape(wtv.shape[0], -1)
-    for (k, m), (first, second, _) in pair_index.items():
-        data[f"pair_first_{k}_{m}"] = first.astype(np.int64)
-        data[f"pair_second_{k}_{m}"] = second.astype(np.int64)
-
-
 def _factor_block(data, k, size):
     """Factor k's statistics as (V'y (G, q), W'V (p + 1, G, q), V'V (G, q, q)), for a random
     intercept too (q = 1)."""

@@ -1,0 +1,85 @@
+"""partial_fit: statistics accumulated over batches give the fit of all rows together."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from skbayes_re import BayesianLinearRegressor, RandomEffectsRegressor, RandomInterceptRegressor
+
+
+def streamed_data(seed=0, n=20_000):
+    """Crossed factors; rows ordered by the first factor, so most of its groups are first
+    seen in a later batch; 1% of its labels missing; features far from standardised."""
+    rng = np.random.default_rng(seed)
+    school = rng.integers(0, 300, n)
+    region = rng.integers(0, 7, n)
+    X = pd.DataFrame({"x0": rng.normal(size=n), "x1": rng.normal(1990.0, 20.0, size=n)})
+    X["school"] = pd.Categorical(school)
+    X["region"] = pd.Categorical([f"r{c}" for c in region])
+    y = 1.0 + X["x0"] - 0.02 * X["x1"] + rng.normal(size=300)[school]
+    y = y + rng.normal(size=7)[region] + rng.normal(size=n)
+    X.loc[rng.random(n) < 0.01, "school"] = np.nan
+    order = np.argsort(school, kind="stable")
+    return X.iloc[order].reset_index(drop=True), y.iloc[order].reset_index(drop=True)
+
+
+def _posterior_gap(first, second) -> float:
+    """Largest difference of posterior means in posterior sds, over every parameter."""
+    a, b = first.posterior_.posterior, second.posterior_.posterior
+    gaps = []
+    for name in a.data_vars:
+        draws_a = a[name].values.reshape(-1, int(np.prod(a[name].shape[2:], dtype=int)))
+        draws_b = b[name].values.reshape(draws_a.shape)
+        sd = np.maximum(draws_a.std(axis=0), 1e-12)
+        gaps.append(np.max(np.abs(draws_a.mean(axis=0) - draws_b.mean(axis=0)) / sd))
+    return float(max(gaps))
+
+
+def test_ten_batches_give_the_fit_of_all_rows():
+    X, y = streamed_data()
+    full = RandomInterceptRegressor(random_state=0).fit(X, y)
+    streamed = RandomInterceptRegressor(random_state=0)
+    for rows in np.array_split(np.arange(len(X)), 10):
+        streamed.partial_fit(X.iloc[rows], y.iloc[rows])
+    assert _posterior_gap(full, streamed) < 0.05  # measured: ~1e-11
+    for name in ["school", "region"]:
+        assert list(streamed.group_effects_[name].index) == list(full.group_effects_[name].index)
+    assert_allclose(streamed.predict(X.iloc[:500]), full.predict(X.iloc[:500]), rtol=1e-8)
+
+
+def test_each_call_fits_the_rows_seen_so_far():
+    X, y = streamed_data(seed=1, n=6000)
+    streamed = BayesianLinearRegressor(random_state=0)
+    features = X[["x0", "x1"]]
+    streamed.partial_fit(features.iloc[:2000], y.iloc[:2000])
+    partial = BayesianLinearRegressor(random_state=0).fit(features.iloc[:2000], y.iloc[:2000])
+    assert _posterior_gap(partial, streamed) < 0.05
+    streamed.partial_fit(features.iloc[2000:], y.iloc[2000:])
+    full = BayesianLinearRegressor(random_state=0).fit(features, y)
+    assert _posterior_gap(full, streamed) < 0.05
+
+
+def test_fit_forgets_the_batches():
+    X, y = streamed_data(seed=2, n=4000)
+    model = RandomInterceptRegressor(random_state=0)
+    model.partial_fit(X.iloc[:2000], y.iloc[:2000])
+    model.fit(X.iloc[2000:], y.iloc[2000:])
+    model.partial_fit(X.iloc[:1000], y.iloc[:1000])  # a new stream: only these rows
+    alone = RandomInterceptRegressor(random_state=0).fit(X.iloc[:1000], y.iloc[:1000])
+    assert _posterior_gap(alone, model) < 0.05
+
+
+def test_batches_must_share_the_layout():
+    X, y = streamed_data(seed=3, n=2000)
+    model = RandomInterceptRegressor(random_state=0).partial_fit(X.iloc[:1000], y.iloc[:1000])
+    with pytest.raises(ValueError, match="feature"):
+        model.partial_fit(X.iloc[1000:, :3], y.iloc[1000:])
+
+
+def test_not_offered_with_random_slopes():
+    assert hasattr(RandomEffectsRegressor(), "partial_fit")
+    slopes = RandomEffectsRegressor(random_slopes={"school": ["x0"]})
+    assert not hasattr(slopes, "partial_fit")
