@@ -313,6 +313,8 @@ class _CompiledADVI:
         return variables[0].get_value()
 
     def reset(self, init_mean: np.ndarray, init_log_sd: np.ndarray, learning_rate: float):
+        """Start a fit. Every block's mean steps scale with its starting sd, a point block's
+        too (the sd it is given stands for the scale of its moves; it keeps no spread)."""
         dim = self.dim
         step_scale = np.exp(init_log_sd)
         if self.method == "advi":
@@ -320,7 +322,6 @@ class _CompiledADVI:
             point = _split(self.blocks, np.arange(dim))
             for name in self.point_blocks:
                 scale0[np.ravel(point[name])] = _POINT_LOG_SD
-                step_scale[np.ravel(point[name])] = 1.0
         else:
             scale0 = np.diag(init_log_sd)
         self._assign(self.means, init_mean)

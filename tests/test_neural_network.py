@@ -74,8 +74,8 @@ def test_beats_linear_random_intercepts_and_groupless_network(fitted, random_int
     network_mae = mae(fitted, X_val, y_val)
     assert network_mae < 0.8 * mae(random_intercepts, X_val, y_val)
     assert network_mae < 0.8 * mae(plain, X_val[FEATURES], y_val)
-    # Within 12% of the noise floor, the MAE of the true mean function.
-    assert network_mae < 1.12 * NOISE_SD * np.sqrt(2 / np.pi)
+    # Within 5% of the noise floor, the MAE of the true mean function.
+    assert network_mae < 1.05 * NOISE_SD * np.sqrt(2 / np.pi)
 
 
 def test_group_effects_noise_and_group_sd_recovered(fitted):
@@ -92,10 +92,12 @@ def test_fitted_attributes_follow_mlp_regressor(fitted, data):
     assert [b.shape for b in fitted.intercepts_] == [(5,), (1,)]
     assert fitted.intercept_ == fitted.intercepts_[-1][0]
     assert len(fitted.loss_curve_) == fitted.n_iter_ < fitted.max_iter
-    # With point-estimated weights the predictive mean is the network on the raw features
-    # plus the posterior-mean output bias and group offsets.
-    hidden = np.tanh(X[FEATURES].to_numpy() @ fitted.coefs_[0] + fitted.intercepts_[0])
-    network = hidden @ fitted.coefs_[1][:, 0] + fitted.intercept_
+    assert fitted.coef_.shape == (3,)
+    # With point-estimated weights the predictive mean is the linear part and the perceptron
+    # on the raw features plus the posterior-mean output bias and group offsets.
+    features = X[FEATURES].to_numpy()
+    hidden = np.tanh(features @ fitted.coefs_[0] + fitted.intercepts_[0])
+    network = features @ fitted.coef_ + hidden @ fitted.coefs_[1][:, 0] + fitted.intercept_
     offsets = fitted.group_effects_["store"].to_numpy()[X["store"].cat.codes]
     np.testing.assert_allclose(fitted.predict(X), network + offsets, rtol=1e-9, atol=1e-9)
 
@@ -222,7 +224,9 @@ def test_minibatch_fit_agrees_with_full_batch(large_linear, seed):
     ).fit(X, y)
     coef_sd = exact.posterior_.posterior["coef"].std(("chain", "draw")).to_numpy()
     for model in (full, batched):
-        assert np.all(np.abs(model.coefs_[0].ravel() - exact.coef_) <= 0.1 * coef_sd)
+        # without hidden layers the perceptron's output layer is linear too
+        total = model.coef_ + model.coefs_[0].ravel()
+        assert np.all(np.abs(total - exact.coef_) <= 0.1 * coef_sd)
         assert model.group_sd_["store"] == pytest.approx(exact.group_sd_["store"], rel=0.01)
         assert model.sigma_ == pytest.approx(exact.sigma_, rel=0.005)
     correlation = np.corrcoef(batched.group_effects_["store"], exact.group_effects_["store"])
@@ -230,12 +234,69 @@ def test_minibatch_fit_agrees_with_full_batch(large_linear, seed):
     assert batched.n_iter_ < batched.max_iter
 
 
-def test_minibatch_network_on_more_rows_beats_full_batch_on_fewer(data, fitted):
-    """A minibatch fit (2,000 rows a step) on 50,000 rows predicts at least as well as the
-    full-batch fit on 3,000, and recovers the group effects."""
+def test_minibatch_network_on_more_rows_reaches_the_noise_floor(data):
+    """A minibatch fit (2,000 rows a step) on 50,000 rows predicts within 5% of the noise
+    floor (the MAE of the true mean function), and recovers the group effects."""
     (_, _), (X_val, y_val) = data
     X, y = simulate(50_000, seed=5)
     batched = RandomEffectsMLPRegressor(batch_size=2000, random_state=0).fit(X, y)
-    assert mae(batched, X_val, y_val) < mae(fitted, X_val, y_val)
+    assert mae(batched, X_val, y_val) < 1.05 * NOISE_SD * np.sqrt(2 / np.pi)
     true_effects = GROUP_EFFECTS[batched.group_effects_["store"].index.astype(int)]
     assert np.corrcoef(batched.group_effects_["store"], true_effects)[0, 1] > 0.99
+
+
+def linear_truth(n, seed):
+    """``1 + 2 x1 - x2 + u[g] + N(0, 0.5)``, ten groups with unit sd: a linear truth."""
+    rng = np.random.default_rng(seed)
+    groups, effects = rng.integers(0, 10, n), rng.normal(size=10)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    y = 1 + 2 * x1 - x2 + effects[groups] + rng.normal(scale=0.5, size=n)
+    return pd.DataFrame({"x1": x1, "x2": x2, "g": pd.Categorical(groups)}), y
+
+
+def test_network_on_a_linear_truth_loses_nothing_to_the_linear_model_on_any_seed():
+    """300 rows of a linear truth: over seeds 0-7, the network's test R^2 is within 0.01 of
+    the random-intercept model's, and its group sd within 5% (defect: 0.785-0.960 R^2 and
+    group sds 0.21-1.28 when the fit started from a random network)."""
+    X, y = linear_truth(2300, seed=123)
+    train, test = slice(0, 300), slice(300, None)
+    linear = RandomInterceptRegressor(random_state=0).fit(X[train], y[train])
+    reference = linear.score(X[test], y[test])
+    for seed in range(8):
+        network = RandomEffectsMLPRegressor(random_state=seed).fit(X[train], y[train])
+        assert network.score(X[test], y[test]) > reference - 0.01
+        assert network.group_sd_["g"] == pytest.approx(linear.group_sd_["g"], rel=0.05)
+
+
+@pytest.mark.parametrize("n_levels", [1, 2])
+def test_one_or_two_group_levels_fit_like_the_linear_model(n_levels):
+    """One or two levels of the grouping column leave the group sd unidentified: the network
+    still fits like the random-intercept model (defect: R^2 -254,772 with one level)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=300)
+    y = 2 * x + rng.normal(size=300)
+    X = pd.DataFrame({"x": x, "g": np.array(["a", "b"])[rng.integers(0, n_levels, 300)]})
+    network = RandomEffectsMLPRegressor(random_state=1).fit(X, y)
+    linear = RandomInterceptRegressor(random_state=1).fit(X, y)
+    assert network.score(X, y) == pytest.approx(linear.score(X, y), abs=0.01)
+    _, std = network.predict(X, return_std=True)
+    assert np.all(std < 1.2)  # noise sd 1, well-determined mean
+
+
+def test_sleepstudy_five_fold_mae_matches_random_intercepts():
+    """Sleepstudy has no signal a network of days adds to random intercepts: its five-fold
+    MAE is within 2% of the random-intercept model's (defect: 30.3 against 24.5)."""
+    from sklearn.model_selection import KFold
+
+    from skbayes_re.datasets import load_sleepstudy
+
+    X, y = load_sleepstudy()
+    errors = {"network": [], "linear": []}
+    for train, test in KFold(5, shuffle=True, random_state=0).split(X):
+        for name, model in (
+            ("network", RandomEffectsMLPRegressor(random_state=0)),
+            ("linear", RandomInterceptRegressor(random_state=0)),
+        ):
+            model.fit(X.iloc[train], y.iloc[train])
+            errors[name].append(np.mean(np.abs(model.predict(X.iloc[test]) - y.iloc[test])))
+    assert np.mean(errors["network"]) < 1.02 * np.mean(errors["linear"])

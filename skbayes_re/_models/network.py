@@ -1,14 +1,17 @@
 """A neural-network mean function with random intercepts.
 
-    y ~ Normal(alpha + MLP(X) + sum_k sigma_k z_k[g_k], sigma)
+    y ~ Normal(alpha + X beta + MLP(X) + sum_k sigma_k z_k[g_k], sigma)
+
+The network is a linear part plus a multi-layer perceptron (a linear skip connection, as in
+wide-and-deep networks): with the perceptron's output at zero the model is exactly the
+random-intercept linear model, and that is where the fit starts. The perceptron's weights
+carry an L2 prior, so it learns only what the linear part cannot.
 
 Unlike the linear models, the likelihood has no closed form over the rows, so a step costs
-O(n x width) for the rows it sees (all of them, or a minibatch). The network is fitted around
-a fixed linear control ``X c`` (``c`` from the random-intercept linear model): the part of the
-residual sum of squares that the linear model explains comes exactly from the sufficient
-statistics, and only the network's departure from the control is summed over rows. The
-intercepts, their scales and the noise therefore see no minibatch noise in their own
-curvature.
+O(n x width) for the rows it sees (all of them, or a minibatch). Only the perceptron's part of
+the residual sum of squares is summed over rows: the linear part comes exactly from the
+sufficient statistics, so the coefficients, intercepts, their scales and the noise see no
+minibatch noise in their own curvature.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from ._ops import count_prefixed, matmul
 from .gaussian import (
     gaussian_loglik,
     gaussian_re_init,
-    gaussian_re_start,
     gaussian_re_statistics_chunked,
     group_effects_to_original,
     linear_rss,
@@ -54,29 +56,20 @@ def mlp_re_data(
     ``features`` and ``target`` are already standardised; ``codes[k]`` holds values in
     ``0 .. n_groups[k]-1`` for every row. Each hidden layer's width is the length of a
     placeholder array ``width_l``, so networks of other widths reuse one compiled graph.
-    The per-row arrays are ``mlp_row_data(...)``; minibatch ADVI swaps blocks of their rows in
-    and sets ``batch_scale``.
-
-    The network is fitted around a linear control ``X c``, ``c`` the random-intercept linear
-    model's coefficients (see ``build_mlp_re_model``): ``target`` holds ``y - X c`` and the
-    sufficient statistics are those of that residual target, without features.
+    The sufficient statistics are the random-intercept linear model's (the linear part's
+    likelihood, exactly); the per-row arrays are ``mlp_row_data(...)``, and minibatch ADVI
+    swaps blocks of their rows in and sets ``batch_scale``.
     """
     features = np.asarray(features, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
     # row blocks: no copy of the design matrix at any data size
     rows = [slice(i, i + BLOCK_ROWS) for i in range(0, len(target), BLOCK_ROWS)]
-    linear = gaussian_re_statistics_chunked(
+    data = gaussian_re_statistics_chunked(
         ((features[r], target[r]) for r in rows), codes, n_groups, prior_scale
     )
-    control = gaussian_re_start(linear)[0]["beta"]
-    residual = np.empty_like(target)
-    for r in rows:
-        np.subtract(target[r], features[r] @ control, out=residual[r])
-    data = _residual_statistics(linear, control)
     data |= {
-        "control_coef": control,
         "features": features,
-        "target": residual,
+        "target": target,
         "weight_scale": np.asarray(1.0 / np.sqrt(float(alpha))),
         "batch_scale": np.asarray(1.0),
     }
@@ -85,22 +78,6 @@ def mlp_re_data(
     for k, code in enumerate(codes):
         data[f"group_{k}"] = np.asarray(code, dtype=np.int64)
     return data
-
-
-def _residual_statistics(statistics: dict, control: np.ndarray) -> dict[str, np.ndarray]:
-    """The sufficient statistics of the target ``y - X c`` without features, from those of
-    ``y`` with features (``gaussian_re_statistics_chunked``): no second pass over the rows."""
-    wtw, wty = statistics["wtw"], statistics["wty"]
-    b = np.concatenate([[0.0], control])  # the design's first column is the intercept
-    out = dict(statistics)
-    out["yty"] = np.asarray(float(statistics["yty"] - 2.0 * b @ wty + b @ wtw @ b))
-    out["wty"] = np.array([wty[0] - wtw[0] @ b])
-    out["wtw"] = wtw[:1, :1].copy()
-    for k in range(count_prefixed(statistics, "ysum_")):
-        wtz = statistics[f"wtz_{k}"]
-        out[f"ysum_{k}"] = statistics[f"ysum_{k}"] - b @ wtz
-        out[f"wtz_{k}"] = wtz[:1].copy()
-    return out
 
 
 def mlp_row_data(data: dict[str, np.ndarray]) -> tuple[str, ...]:
@@ -138,99 +115,213 @@ def _activate(values, activation: str):
 
 
 def build_mlp_re_model(data: dict[str, np.ndarray], activation: str = "tanh") -> pm.Model:
-    """Build ``y ~ Normal(alpha + MLP(X) + sum_k sigma_k z_k[g_k], sigma)`` on ``pm.Data``.
+    """Build ``y ~ Normal(alpha + X beta + MLP(X) + sum_k sigma_k z_k[g_k], sigma)``.
 
     ``MLP(X) = act(... act(X W_0 + b_0) ...) w_out``: hidden layers with biases, a linear
-    output without bias (``alpha`` is the output bias). Priors (standardised scale,
-    ``s = prior_scale``): weights ``W_l, w_out ~ Normal(0, weight_scale)`` with
-    ``weight_scale = 1 / sqrt(l2 strength)``, hidden biases and ``alpha ~ Normal(0, s)``,
+    output without bias. Priors (standardised scale, ``s = prior_scale``): ``alpha, beta ~
+    Normal(0, s)`` as in the linear model; weights ``W_l, w_out ~ Normal(0, weight_scale)``
+    with ``weight_scale = 1 / sqrt(l2 strength)``, hidden biases ``~ Normal(0, s)``,
     ``sigma, sigma_k ~ HalfNormal(s)``, ``z_k ~ Normal(0, 1)`` (non-centred intercepts).
     """
     _, n_layers, _, n_factors, _ = mlp_re_structure(data, activation, "")
     with pm.Model(check_bounds=False) as model:
         box = {name: pm.Data(name, value) for name, value in data.items()}
-        scale, weight_scale = box["prior_scale"], box["weight_scale"]
-        hidden = box["features"]
-        width = box["features"].shape[1]
-        for layer in range(n_layers):
-            out = box[f"width_{layer}"].shape[0]
-            coef = pm.Normal(f"coef_{layer}", 0.0, weight_scale, shape=(width, out))
-            bias = pm.Normal(f"bias_{layer}", 0.0, scale, shape=(out,))
-            hidden = _activate(matmul(hidden, coef) + bias[None, :], activation)
-            width = out
-        coef_out = pm.Normal("coef_out", 0.0, weight_scale, shape=(width,))
+        scale = box["prior_scale"]
         alpha = pm.Normal("alpha", 0.0, scale)
-        # A sum over the one output column, not ``[:, 0]``: the gradient of a column slice
-        # (an IncSubtensor on an Alloc) breaks PyTensor's single-module C linker.
-        network = pt.sum(matmul(hidden, coef_out[:, None]), axis=1)
+        beta = pm.Normal("beta", 0.0, scale, shape=(box["wty"].shape[0] - 1,))
+        network = _perceptron(box, n_layers, activation)
         sigma = pm.HalfNormal("sigma", scale)
         effects = random_intercepts(box, scale, n_factors)
-        # The residual sum of squares around a fixed linear control ``X c`` (``c`` the
-        # random-intercept linear model's coefficients), with ``g = f - X c`` and
-        # ``r = y - a - u - X c``:  sum (y - a - u - f)^2 = sum r^2 + sum g (g - 2 r).
-        # ``sum r^2`` is exact from the full data's sufficient statistics; only the second sum,
-        # small where the network is near linear, is taken over the rows present, scaled by
-        # ``batch_scale`` (rows in the data / rows present; 1 in a full-batch fit). Minibatch
-        # noise thus stays off the intercepts' own curvature, which keeps the group scales from
-        # shrinking under noisy steps.
-        # (``mlp_re_data`` stores ``y - X c`` as the target, with its sufficient statistics.)
-        offset = alpha
+        # With ``r = y - alpha - X beta - u`` the linear model's residual and ``m`` the
+        # perceptron's output, sum (r - m)^2 = sum r^2 + sum m (m - 2 r). ``sum r^2`` is exact
+        # from the full data's sufficient statistics; only the second sum, zero where the
+        # perceptron is, is taken over the rows present, scaled by ``batch_scale`` (rows in
+        # the data / rows present; 1 in a full-batch fit). Minibatch noise thus stays off the
+        # linear part's own curvature, which keeps the group scales from shrinking under
+        # noisy steps.
+        fitted = alpha + pt.sum(box["features"] * beta[None, :], axis=1)
         for k, u_k in enumerate(effects):
-            offset = offset + u_k[box[f"group_{k}"]]
-        departure = network - pt.sum(box["features"] * box["control_coef"][None, :], axis=1)
-        present = pt.sum(departure * (departure - 2.0 * (box["target"] - offset)))
-        rss = linear_rss(box, alpha[None], effects) + box["batch_scale"] * present
+            fitted = fitted + u_k[box[f"group_{k}"]]
+        present = pt.sum(network * (network - 2.0 * (box["target"] - fitted)))
+        coefs = pt.concatenate([alpha[None], beta])
+        rss = linear_rss(box, coefs, effects) + box["batch_scale"] * present
         gaussian_loglik(box, sigma, rss)
     return model
 
 
-_START_SD_FACTOR = 10.0
+def _perceptron(box: dict, n_layers: int, activation: str):
+    """The perceptron's output per row: hidden layers with biases, a linear output."""
+    scale, weight_scale = box["prior_scale"], box["weight_scale"]
+    hidden = box["features"]
+    width = box["features"].shape[1]
+    for layer in range(n_layers):
+        out = box[f"width_{layer}"].shape[0]
+        coef = pm.Normal(f"coef_{layer}", 0.0, weight_scale, shape=(width, out))
+        bias = pm.Normal(f"bias_{layer}", 0.0, scale, shape=(out,))
+        hidden = _activate(matmul(hidden, coef) + bias[None, :], activation)
+        width = out
+    coef_out = pm.Normal("coef_out", 0.0, weight_scale, shape=(width,))
+    # A sum over the one output column, not ``[:, 0]``: the gradient of a column slice
+    # (an IncSubtensor on an Alloc) breaks PyTensor's single-module C linker.
+    return pt.sum(matmul(hidden, coef_out[:, None]), axis=1)
 
 
-def mlp_re_init(data: dict[str, np.ndarray], activation: str):
-    """Starting means and sds for ADVI.
+_NOISE_START_SD = 0.1  # the noise's starting sd, at least (its steps scale with it)
+_WEIGHT_STEP = 0.03  # the network weights' step scale (point estimates have no sd)
+_PRETRAIN_ROWS = 10_000  # rows the starting network is trained on (a random subset beyond)
+_SCREEN_ITER = 200  # L-BFGS iterations of each start
+_PRETRAIN_ITER = 800  # and of the best start, trained on
+_PRETRAIN_STARTS = 3
+_PRETRAIN_MIN_ROWS = 10  # fewer rows: no held-out check is possible
 
-    Network weights and hidden biases: Glorot-uniform draws from the fit's seeded generator,
-    as scikit-learn's ``MLPRegressor`` makes them. Output bias, noise and random intercepts:
-    the random-intercept linear model's starting point (``gaussian_re_init``), so the group
-    offsets start near their values and the network only has to learn the rest.
+
+def mlp_re_init(data: dict[str, np.ndarray], activation: str, alpha: float):
+    """Starting means and sds for ADVI: a network trained on the residuals of the
+    random-intercept linear model, and that linear model refitted around the network.
+
+    1. The linear model's closed-form start (``gaussian_re_init``: least squares and shrunken
+       group offsets).
+    2. scikit-learn's ``MLPRegressor`` (L-BFGS; the same architecture and L2 strength; seeded
+       from the fit's generator) on the residuals of step 1, on at most ``_PRETRAIN_ROWS``
+       rows: a deterministic second-order optimiser reaches in a second what stochastic
+       steps take thousands of iterations for.
+    3. The linear model's start again, on the target minus the network's output: the
+       coefficients, offsets, noise and all their sds then match the network.
+
+    The ADVI steps refine everything jointly from there.
     """
-    factor = 2.0 if activation == "logistic" else 6.0
-    linear = gaussian_re_init(data)
     n_layers = count_prefixed(data, "width_")
+    sizes = tuple(int(data[f"width_{layer}"].shape[0]) for layer in range(n_layers))
 
     def init(shapes: dict, rng: np.random.Generator) -> tuple[dict, dict]:
         weight_names = mlp_weight_names(n_layers)
         known = {name: shape for name, shape in shapes.items() if name not in weight_names}
-        starts = linear(known, rng)
-        means, sds = starts if isinstance(starts, tuple) else (starts, {})
-        means = {name: value for name, value in means.items() if name in known}
-        sds = {name: value for name, value in sds.items() if name in known}
-        # The means' steps scale with their starting sds, and the engine lowers its learning
-        # rate until it is small beside the posterior sds relative to those, averaging the
-        # iterates of the last phase only. Starting ten times wider than the linear model's
-        # posterior sds lets the offsets and the noise follow the network as it learns, and
-        # makes the fit end in a slower phase whose average leaves out that transient.
-        sds = {name: _START_SD_FACTOR * np.asarray(value) for name, value in sds.items()}
-        sds["sigma_log__"] = np.maximum(sds.get("sigma_log__", 0.0), 0.1)
-        for name in weight_names:
-            shape = shapes[name.replace("bias_", "coef_")]
-            fan_in, fan_out = (shape[0], 1) if len(shape) == 1 else shape
-            bound = np.sqrt(factor / max(fan_in + fan_out, 1))
-            means[name] = rng.uniform(-bound, bound, size=shapes[name])
-        return means, sds
+        means, sds = gaussian_re_init(data)(known, rng)
+        rows = _pretrain_rows(len(data["target"]), rng)
+        residual = data["target"][rows] - _linear_fit(data, means, rows)
+        network = _pretrain(data["features"][rows], residual, sizes, activation, alpha, rng)
+        weights = {name: np.zeros(shapes[name]) for name in weight_names}
+        if network is not None:
+            weights |= _weights_of(network, n_layers)
+            refit = _statistics_around(data, network)
+            means, sds = gaussian_re_init(refit)(known, rng)
+        sds["sigma_log__"] = np.maximum(sds["sigma_log__"], _NOISE_START_SD)
+        sds |= {name: np.full(shapes[name], _WEIGHT_STEP) for name in weight_names}
+        return means | weights, sds
 
     return init
+
+
+def _pretrain_rows(n_rows: int, rng: np.random.Generator) -> np.ndarray:
+    if n_rows <= _PRETRAIN_ROWS:
+        return np.arange(n_rows)
+    return np.sort(rng.choice(n_rows, size=_PRETRAIN_ROWS, replace=False))
+
+
+def _linear_fit(data: dict, means: dict, rows: np.ndarray) -> np.ndarray:
+    """The linear start's fitted values (fixed part and group offsets) on ``rows``."""
+    fitted = means["alpha"] + data["features"][rows] @ means["beta"]
+    for k in range(count_prefixed(data, "ysum_")):
+        offsets = means[f"z_group_{k}"] * np.exp(means[f"sigma_group_{k}_log__"])
+        fitted = fitted + offsets[data[f"group_{k}"][rows]]
+    return fitted
+
+
+def _pretrain(features, residual, sizes, activation, alpha, rng):
+    """A scikit-learn ``MLPRegressor`` (L-BFGS) fitted to ``residual`` on four fifths of the
+    rows: the best on the other fifth of ``_PRETRAIN_STARTS`` short fits from different seeds
+    (small networks have local optima that a single start often lands in), trained on.
+
+    None where it predicts the held-out rows no better than their mean, by two standard errors
+    of the paired difference (the data show no signal that a perceptron adds to the linear
+    part: it then starts at zero, and the fit at the linear model), or where a perceptron has
+    nothing to work with (no hidden layer, no feature, too few rows).
+    """
+    if not sizes or features.shape[1] == 0 or len(residual) < _PRETRAIN_MIN_ROWS:
+        return None
+    order = rng.permutation(len(residual))
+    held, kept = np.sort(order[: len(order) // 5]), np.sort(order[len(order) // 5 :])
+
+    def held_out_errors(network):
+        return (residual[held] - network.predict(features[held])) ** 2
+
+    starts = [
+        _fit_network(features[kept], residual[kept], sizes, activation, alpha, rng)
+        for _ in range(_PRETRAIN_STARTS)
+    ]
+    best = min(starts, key=lambda network: held_out_errors(network).mean())
+    best.set_params(max_iter=_PRETRAIN_ITER, warm_start=True)
+    _quietly(best.fit, features[kept], residual[kept])
+    gain = (residual[held] - residual[kept].mean()) ** 2 - held_out_errors(best)
+    significant = gain.mean() > 2.0 * gain.std() / np.sqrt(len(gain))
+    return best if significant else None
+
+
+def _fit_network(features, target, sizes, activation, alpha, rng):
+    from sklearn.neural_network import MLPRegressor
+
+    network = MLPRegressor(
+        hidden_layer_sizes=sizes,
+        activation=activation,
+        alpha=float(alpha),
+        solver="lbfgs",
+        max_iter=_SCREEN_ITER,
+        random_state=int(rng.integers(np.iinfo(np.int32).max)),
+    )
+    return _quietly(network.fit, features, target)
+
+
+def _quietly(fit, *args):
+    """Fit without the ConvergenceWarning of an L-BFGS run cut at its iteration budget, on one
+    BLAS thread: its products are small (at most ``_PRETRAIN_ROWS`` rows), and threads waiting
+    on each other made L-BFGS's own tiny vector operations ten times slower."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return fit(*args)
+
+
+def _weights_of(network, n_layers: int) -> dict[str, np.ndarray]:
+    """A fitted ``MLPRegressor``'s weights by value-variable name (its output bias is left
+    to the linear part's intercept)."""
+    weights = {"coef_out": network.coefs_[-1][:, 0]}
+    for layer in range(n_layers):
+        weights[f"coef_{layer}"] = network.coefs_[layer]
+        weights[f"bias_{layer}"] = network.intercepts_[layer]
+    return weights
+
+
+def _statistics_around(data: dict, network) -> dict[str, np.ndarray]:
+    """The linear model's sufficient statistics of the target minus the perceptron's output
+    (the network's prediction without its output bias), in row blocks."""
+    features, target = data["features"], data["target"]
+    n_factors = count_prefixed(data, "ysum_")
+    codes = [data[f"group_{k}"] for k in range(n_factors)]
+    n_groups = [int(data[f"ysum_{k}"].shape[0]) for k in range(n_factors)]
+    bias = float(network.intercepts_[-1][0])
+
+    def chunks():
+        for start in range(0, len(target), BLOCK_ROWS):
+            rows = slice(start, start + BLOCK_ROWS)
+            output = network.predict(features[rows]) - bias
+            yield features[rows], target[rows] - output
+
+    return gaussian_re_statistics_chunked(chunks(), codes, n_groups, float(data["prior_scale"]))
 
 
 def mlp_re_to_original(draws, x_scaler, y_scaler, n_layers: int, n_groups: list[int]) -> dict:
     """Map standardised-scale draws to the user's units.
 
     The feature standardisation is folded into the first layer and the target's into the
-    output layer, so ``MLP`` evaluated on raw features gives the original-scale mean. Returns
-    ``coefs`` and ``intercepts`` (lists over layers, output layer last, each with a leading
-    draw axis), ``sigma`` (S,), and per factor ``effects`` (S, G_k; seen groups only) and
-    ``group_sd`` (S,).
+    output layer, so ``X coef + MLP(X)`` evaluated on raw features gives the original-scale
+    mean. Returns ``coef`` (S, p; the linear part), ``coefs`` and ``intercepts`` (lists over
+    layers, output layer last, each with a leading draw axis; the output bias holds the
+    intercept of the linear part too), ``sigma`` (S,), and per factor ``effects`` (S, G_k;
+    seen groups only) and ``group_sd`` (S,).
     """
     y_mean, y_scale = float(y_scaler.mean), float(y_scaler.scale)
     coefs = [draws[f"coef_{layer}"] for layer in range(n_layers)] + [draws["coef_out"][..., None]]
@@ -238,16 +329,18 @@ def mlp_re_to_original(draws, x_scaler, y_scaler, n_layers: int, n_groups: list[
     first = coefs[0]
     shift = np.einsum("p,spq->sq", x_scaler.mean / x_scaler.scale, first)
     coefs[0] = first / x_scaler.scale[None, :, None]
+    coefs[-1] = y_scale * coefs[-1]
+    beta = draws["beta"]
+    linear_shift = beta @ (x_scaler.mean / x_scaler.scale)
     if n_layers:
         intercepts[0] = intercepts[0] - shift
-        coefs[-1] = y_scale * coefs[-1]
-        output_bias = y_mean + y_scale * draws["alpha"]
-    else:  # a linear network: the input shift lands on the output bias
-        coefs[-1] = y_scale * coefs[-1]
-        output_bias = y_mean + y_scale * (draws["alpha"] - shift[:, 0])
+    else:  # no hidden layer: the input shift lands on the output bias
+        linear_shift = linear_shift + shift[:, 0]
+    output_bias = y_mean + y_scale * (draws["alpha"] - linear_shift)
     intercepts.append(output_bias[:, None])
     effects, group_sd, _ = group_effects_to_original(draws, y_scale, n_groups)
     return {
+        "coef": y_scale * beta / x_scaler.scale,
         "coefs": coefs,
         "intercepts": intercepts,
         "sigma": y_scale * draws["sigma"],
