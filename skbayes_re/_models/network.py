@@ -48,14 +48,16 @@ def mlp_re_data(
     hidden_layer_sizes: tuple[int, ...],
     prior_scale: float,
     alpha: float,
+    weights: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The arrays behind the MLP random-intercept model (all sizes enter as array shapes).
 
     ``features`` and ``target`` are already standardised; ``codes[k]`` holds values in
-    ``0 .. n_groups[k]-1`` for every row. Each hidden layer's width is the length of a
-    placeholder array ``width_l``, so networks of other widths reuse one compiled graph.
-    The per-row arrays are ``mlp_row_data(...)``; minibatch ADVI swaps blocks of their rows in
-    and sets ``batch_scale``.
+    ``0 .. n_groups[k]-1`` for every row; ``weights`` are the rows' weights (None: all 1),
+    in the sufficient statistics and, as ``row_weight``, in the per-row term. Each hidden
+    layer's width is the length of a placeholder array ``width_l``, so networks of other
+    widths reuse one compiled graph. The per-row arrays are ``mlp_row_data(...)``; minibatch
+    ADVI swaps blocks of their rows in and sets ``batch_scale``.
 
     The network is fitted around a linear control ``X c``, ``c`` the random-intercept linear
     model's coefficients (see ``build_mlp_re_model``): ``target`` holds ``y - X c`` and the
@@ -65,8 +67,12 @@ def mlp_re_data(
     target = np.asarray(target, dtype=np.float64)
     # row blocks: no copy of the design matrix at any data size
     rows = [slice(i, i + BLOCK_ROWS) for i in range(0, len(target), BLOCK_ROWS)]
+    row_weight = np.ones(len(target)) if weights is None else np.asarray(weights, np.float64)
     linear = gaussian_re_statistics_chunked(
-        ((features[r], target[r]) for r in rows), codes, n_groups, prior_scale
+        ((features[r], target[r], None if weights is None else row_weight[r]) for r in rows),
+        codes,
+        n_groups,
+        prior_scale,
     )
     control = gaussian_re_start(linear)[0]["beta"]
     residual = np.empty_like(target)
@@ -77,6 +83,7 @@ def mlp_re_data(
         "control_coef": control,
         "features": features,
         "target": residual,
+        "row_weight": row_weight,
         "weight_scale": np.asarray(1.0 / np.sqrt(float(alpha))),
         "batch_scale": np.asarray(1.0),
     }
@@ -106,7 +113,7 @@ def _residual_statistics(statistics: dict, control: np.ndarray) -> dict[str, np.
 def mlp_row_data(data: dict[str, np.ndarray]) -> tuple[str, ...]:
     """Names of the arrays of ``mlp_re_data`` that hold one entry per row."""
     n_factors = count_prefixed(data, "ysum_")
-    return ("features", "target", *(f"group_{k}" for k in range(n_factors)))
+    return ("features", "target", "row_weight", *(f"group_{k}" for k in range(n_factors)))
 
 
 def mlp_re_structure(data: dict[str, np.ndarray], activation: str, weights: str) -> tuple:
@@ -178,7 +185,9 @@ def build_mlp_re_model(data: dict[str, np.ndarray], activation: str = "tanh") ->
         for k, u_k in enumerate(effects):
             offset = offset + u_k[box[f"group_{k}"]]
         departure = network - pt.sum(box["features"] * box["control_coef"][None, :], axis=1)
-        present = pt.sum(departure * (departure - 2.0 * (box["target"] - offset)))
+        present = pt.sum(
+            box["row_weight"] * departure * (departure - 2.0 * (box["target"] - offset))
+        )
         rss = linear_rss(box, alpha[None], effects) + box["batch_scale"] * present
         gaussian_loglik(box, sigma, rss)
     return model
