@@ -2,24 +2,29 @@
 
 A subclass states its model through three hooks:
 
-* ``_inference_spec(features, target, codes, n_groups)``: what to hand the ADVI engine (structure
-  key, model builder, data, initialiser, and optionally the per-row arrays and batch size of
-  minibatch ADVI), given the features in the user's units (standardise them with
-  ``self._x_scaler``, in blocks when the model allows, so large data are not copied whole),
-  the standardised target and the group codes;
+* ``_inference_spec(features, target, codes, n_groups, weights)``: what to hand the ADVI
+  engine (structure key, model builder, data, initialiser, and optionally the per-row arrays
+  and batch size of minibatch ADVI), given the features in the user's units (standardise
+  them with ``self._x_scaler``, in blocks when the model allows, so large data are not copied
+  whole), the standardised target, the group codes and the rows' weights (None when every
+  row has weight 1; rows of weight 0 are already dropped);
 * ``_store_fit(draws, n_seen)``: turn the engine's standardised-scale draws into fitted
   attributes and the original-scale draws kept for prediction;
 * ``_mean_function(features)``: the population-level mean of each row under each stored draw,
   shape ``(n_rows, n_draws)``, on the original scale.
 
-Everything else (validation, standardisation, group encoding, unseen groups, ``predict``,
-``predict_interval``, ``sample_y``, ``posterior_``) is here, once. Prediction is NumPy only:
+Everything else (validation, sample weights, standardisation, group encoding, unseen groups,
+a constant target, ``predict``, ``predict_interval``, ``sample_y``, ``posterior_``) is here,
+once. A constant target is fitted without the engine: its posterior is every parameter of
+the standardised model at zero (no noise, no coefficients, no group effects), so
+predictions equal the constant exactly, with zero spread. Prediction is NumPy only:
 the PyMC stack is imported when a model is fitted, never when a fitted one predicts.
 """
 
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -33,10 +38,13 @@ from ._validation import (
     GroupEncoder,
     Standardizer,
     is_dask_collection,
+    keep_weighted_rows,
     resolve_random_slopes,
     seed_from_random_state,
     split_features_and_groups,
+    validate_sample_weight,
     validate_target,
+    warn_if_no_label_seen,
 )
 
 __all__ = ["BaseBayesianRegressor"]
@@ -67,7 +75,7 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         those that do not (their fitted models then have no ``group_cov_``)."""
         return None
 
-    def _inference_spec(self, features, target, codes, n_groups) -> dict:
+    def _inference_spec(self, features, target, codes, n_groups, weights) -> dict:
         raise NotImplementedError
 
     def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
@@ -78,7 +86,7 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model by ADVI.
 
         Parameters
@@ -86,7 +94,16 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         X : array-like or DataFrame of shape (n_samples, n_features)
             Features; grouping columns (see ``groups``) may hold any hashable labels.
         y : array-like of shape (n_samples,)
-            Target values.
+            Target values. A constant target is fitted at once, without optimisation: the
+            posterior is that value with no noise (``sigma_`` 0), zero coefficients and group
+            effects, so predictions equal it exactly and intervals are degenerate; a
+            ``UserWarning`` says so.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights, as in scikit-learn: a row of weight 2 counts as the row
+            twice (in the likelihood and the standardisation), a row of weight 0 as absent
+            (its group label is then not seen in fit). A row with a missing group label keeps
+            one effect of its own whatever its weight. For Dask input, a Dask Series
+            partitioned like ``X``.
 
         Returns
         -------
@@ -94,21 +111,25 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
             The fitted estimator.
         """
         vars(self).pop("_stream", None)  # fit starts over: forget partial_fit's batches
-        if is_dask_collection(X) or is_dask_collection(y):
-            self._fit_from_dask(X, y)
+        if any(map(is_dask_collection, (X, y, sample_weight))):
+            self._fit_from_dask(X, y, sample_weight)
             return self
         features, labels, positions = split_features_and_groups(
             self, X, self._group_selection(), reset=True
         )
         target = validate_target(y)
         check_consistent_length(features, target)
-        self._x_scaler = Standardizer.fit(features)
-        self._y_scaler = Standardizer.fit(target)
+        weights = validate_sample_weight(sample_weight, target)
+        features, target, labels, weights = keep_weighted_rows(weights, features, target, labels)
+        self._x_scaler = Standardizer.fit(features, weights)
+        self._y_scaler = Standardizer.fit(target, weights)
         self._remember_groups(X, positions)
         codes, n_groups, n_seen = self._encode_for_fit(labels)
-        spec = self._inference_spec(features, self._y_scaler.transform(target), codes, n_groups)
+        standardised = self._y_scaler.transform(target)
+        spec = self._inference_spec(features, standardised, codes, n_groups, weights)
+        n_obs = len(target) if weights is None else float(np.sum(weights))
         del features, labels  # the spec holds what the fit needs: free a large X's copy
-        self._finish_fit(spec, len(target), n_seen)
+        self._finish_fit(spec, n_obs, n_seen)
         return self
 
     def _remember_groups(self, X, positions) -> None:
@@ -119,7 +140,7 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
             X, self._slope_selection(), positions, self.n_features_in_
         )
 
-    def _fit_from_dask(self, X, y):
+    def _fit_from_dask(self, X, y, sample_weight):
         raise TypeError(
             f"{type(self).__name__} does not fit Dask collections. BayesianLinearRegressor, "
             "RandomInterceptRegressor and RandomEffectsRegressor do (their sufficient "
@@ -127,9 +148,14 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
             "brought into memory with .compute()."
         )
 
-    def _finish_fit(self, spec: dict, n_obs: int, n_seen: list[int]) -> None:
-        """Run the engine on a spec and store the fitted attributes."""
-        result = self._run_engine(spec, n_obs=n_obs)
+    def _finish_fit(self, spec: dict, n_obs: float, n_seen: list[int]) -> None:
+        """Run the engine on a spec (or, for a constant target, take the zero posterior) and
+        store the fitted attributes. ``n_obs``: the row count, or the total weight."""
+        self._check_distinct_groupings(spec["data"])
+        if np.all(self._y_scaler.constant):
+            result = self._constant_target_result(spec)
+        else:
+            result = self._run_engine(spec, n_obs=n_obs)
         if spec.get("complete") is not None:  # e.g. draws of integrated-out effects
             spec["complete"](result.draws)
         del spec
@@ -140,7 +166,45 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         self.n_iter_ = result.n_iter
         self.fit_timings_ = dict(result.timings)
 
-    def _run_engine(self, spec: dict, n_obs: int):
+    def _check_distinct_groupings(self, data: dict) -> None:
+        """Two grouping columns that split the rows into the same groups (a copy, or a
+        relabelling) would give one effect twice: refuse them."""
+        from ._models.statistics import aliased_factors
+
+        for k, m in aliased_factors(data):
+            first, second = self._group_names[k], self._group_names[m]
+            raise ValueError(
+                f"The grouping columns {first!r} and {second!r} define the same groups (each "
+                "is a relabelling of the other), so their effects could not be told apart; "
+                "keep one of them in groups."
+            )
+
+    def _constant_target_result(self, spec: dict):
+        """The engine's result for a constant target, without running it: every parameter
+        at zero on the standardised scale (see ``_models/constant.py``)."""
+        from ._inference import ADVIResult
+        from ._models import zero_draws
+
+        warnings.warn(
+            f"y is constant ({float(self._y_scaler.mean):.10g} in every row): the fit is that "
+            "value with no noise and no effects (sigma_ = 0, zero coefficients and group "
+            "effects), made without optimisation; predictions equal it exactly and "
+            "predictive intervals have zero width.",
+            UserWarning,
+            stacklevel=5,  # the caller of fit or partial_fit
+        )
+        draws = zero_draws(spec["build"], spec["data"], self.n_posterior_samples)
+        return ADVIResult(
+            draws=draws,
+            mean={},
+            sd={},
+            loss_curve=[],
+            n_iter=0,
+            converged=True,
+            timings={"compile": 0.0, "optimise": 0.0},
+        )
+
+    def _run_engine(self, spec: dict, n_obs: float):
         from ._inference import fit_advi
 
         return fit_advi(
@@ -234,7 +298,11 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
     def _validate_for_predict(self, X):
         check_is_fitted(self)
         features, labels, _ = split_features_and_groups(self, X, self._group_positions, reset=False)
-        codes = [enc.transform(col) for enc, col in zip(self._encoders, labels, strict=True)]
+        codes = []
+        for encoder, column in zip(self._encoders, labels, strict=True):
+            code = encoder.transform(column)
+            warn_if_no_label_seen(encoder, column, code)
+            codes.append(code)
         return features, codes
 
     def _predictive_chunks(self, X):
@@ -273,7 +341,11 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         """Posterior predictive mean (and standard deviation).
 
         Rows whose group label was not seen in ``fit`` (or is missing) get the
-        population-level prediction, with the spread of a new group's effect added.
+        population-level prediction, with the spread of a new group's effect added. When
+        none of the labels of a grouping column in ``X`` was seen in ``fit`` (missing ones
+        aside), a ``UserWarning`` shows some of each: often the labels have another type
+        than in ``fit`` (``1`` and ``"1"`` are different groups). ``predict_interval`` and
+        ``sample_y`` warn alike.
 
         Parameters
         ----------
@@ -390,9 +462,14 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
 
 
 def _correlation(cov: np.ndarray) -> np.ndarray:
-    """Correlation matrices of covariance draws (S, q, q)."""
+    """Correlation matrices of covariance draws (S, q, q); a term without variance (a
+    constant target's fit) is uncorrelated with the others."""
     sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
-    return cov / (sd[:, :, None] * sd[:, None, :])
+    sd = np.where(sd > 0.0, sd, 1.0)
+    corr = cov / (sd[:, :, None] * sd[:, None, :])
+    diagonal = np.arange(cov.shape[1])
+    corr[:, diagonal, diagonal] = 1.0
+    return corr
 
 
 def _inference_data(values: dict, dims: dict, coords: dict):

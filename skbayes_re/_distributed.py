@@ -9,6 +9,9 @@ passes over its partitions, each partition's result merged with its neighbour's 
 2. statistics: per partition, standardised with the pass-1 mean and scale and encoded with
    the pass-1 labels, the partial statistics of ``_models/statistics.py``.
 
+Row weights (a Dask Series partitioned like ``X``) weight the moments and statistics; rows of
+weight 0 are dropped in each partition before either pass, as ``fit`` drops them.
+
 Only the merged moments and statistics reach the client; no partition's rows do. The result
 equals the in-memory fit's statistics to rounding: same standardisation, same group order
 (sorted labels; for categoricals, category order), same statistics.
@@ -79,7 +82,7 @@ class DaskFit:
     n_groups: list[int]
     n_seen: list[int]
     statistics: dict
-    n_obs: int
+    n_obs: float
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -96,22 +99,23 @@ def _as_frame(X) -> dd.DataFrame:
     )
 
 
-def _as_series(y, frame: dd.DataFrame):
+def _as_series(y, frame: dd.DataFrame, name: str = "y"):
+    """``y`` (or the weights, ``name``) as a Dask Series partitioned like ``frame``."""
     if isinstance(y, dd.DataFrame) and len(y.columns) == 1:
         y = y[y.columns[0]]
     if isinstance(y, da.Array):
         if y.ndim != 1:
-            raise ValueError(f"Expected a 1-D Dask array for y; got {y.ndim} dimension(s).")
+            raise ValueError(f"Expected a 1-D Dask array for {name}; got {y.ndim} dimension(s).")
         y = dd.from_dask_array(y)
     if not isinstance(y, dd.Series):
         raise TypeError(
-            "y must be a Dask Series or a 1-D Dask array when X is a Dask collection (both are "
-            f"partitioned alike); got {type(y).__name__}."
+            f"{name} must be a Dask Series or a 1-D Dask array when X is a Dask collection "
+            f"(both are partitioned alike); got {type(y).__name__}."
         )
     if y.npartitions != frame.npartitions:
         raise ValueError(
-            f"X has {frame.npartitions} partitions but y has {y.npartitions}; take both from "
-            "the same Dask DataFrame (e.g. X = df[features], y = df[target])."
+            f"X has {frame.npartitions} partitions but {name} has {y.npartitions}; take both "
+            "from the same Dask DataFrame (e.g. X = df[features], y = df[target])."
         )
     return y
 
@@ -133,7 +137,9 @@ def _columns(estimator, meta: pd.DataFrame, group_selection, slope_selection):
 
 
 # ----------------------------------------------------------------------------- passes
-def _partition_arrays(part: pd.DataFrame, target: pd.Series, features, positions):
+def _partition_arrays(part: pd.DataFrame, target: pd.Series, weight, features, positions):
+    """A partition's features, target, labels and weights (None for weight 1), its rows of
+    weight 0 dropped."""
     values = part.iloc[:, features].to_numpy(dtype=np.float64)
     y = target.to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(values)):
@@ -141,14 +147,33 @@ def _partition_arrays(part: pd.DataFrame, target: pd.Series, features, positions
     if not np.all(np.isfinite(y)):
         raise ValueError("Input y contains NaN or infinity.")
     labels = [part.iloc[:, i].reset_index(drop=True) for i in positions]
-    return values, y, labels
+    if weight is None:
+        return values, y, labels, None
+    weights = _partition_weights(weight, len(y))
+    keep = weights > 0
+    labels = [column[keep].reset_index(drop=True) for column in labels]
+    return values[keep], y[keep], labels, weights[keep]
 
 
-def _first_pass(part, target, features, positions) -> _FirstPass:
-    values, y, labels = _partition_arrays(part, target, features, positions)
+def _partition_weights(weight: pd.Series, n_rows: int) -> np.ndarray:
+    weights = weight.to_numpy(dtype=np.float64)
+    if len(weights) != n_rows:
+        raise ValueError(
+            f"A partition of sample_weight has {len(weights)} rows but X's has {n_rows}; take "
+            "both from the same Dask DataFrame."
+        )
+    if not np.all(np.isfinite(weights)):
+        raise ValueError("Input sample_weight contains NaN or infinity.")
+    if np.any(weights < 0):
+        raise ValueError("Negative values in data passed to `sample_weight`.")
+    return weights
+
+
+def _first_pass(part, target, weight, features, positions) -> _FirstPass:
+    values, y, labels, weights = _partition_arrays(part, target, weight, features, positions)
     return _FirstPass(
-        RunningMoments.of(values),
-        RunningMoments.of(y),
+        RunningMoments.of(values, weights),
+        RunningMoments.of(y, weights),
         [_labels_present(column) for column in labels],
         [[int(column.isna().sum()) for column in labels]],
     )
@@ -163,8 +188,8 @@ def _labels_present(column: pd.Series) -> np.ndarray:
     return pd.unique(column.dropna().to_numpy())
 
 
-def _second_pass(part, target, features, positions, fitted: DaskFit, offsets) -> dict:
-    values, y, labels = _partition_arrays(part, target, features, positions)
+def _second_pass(part, target, weight, features, positions, fitted: DaskFit, offsets) -> dict:
+    values, y, labels, weights = _partition_arrays(part, target, weight, features, positions)
     codes = []
     for k, (encoder, column) in enumerate(zip(fitted.encoders, labels, strict=True)):
         code = encoder.transform(column)
@@ -177,7 +202,12 @@ def _second_pass(part, target, features, positions, fitted: DaskFit, offsets) ->
         block = fitted.x_scaler.transform(values[rows])
         part_codes = [code[rows] for code in codes]
         piece = partial_statistics(
-            block, fitted.y_scaler.transform(y[rows]), part_codes, fitted.n_groups, fitted.slopes
+            block,
+            fitted.y_scaler.transform(y[rows]),
+            part_codes,
+            fitted.n_groups,
+            fitted.slopes,
+            None if weights is None else weights[rows],
         )
         total = merge_statistics(total, piece)
     return total
@@ -204,21 +234,29 @@ def _encoders(names, frame: dd.DataFrame, first: _FirstPass, positions) -> list[
     return encoders
 
 
-def dask_fit_statistics(estimator, X, y, group_selection, slope_selection) -> DaskFit:
-    """Validate a Dask ``X`` and ``y``, run the two passes on the workers (or the local
-    scheduler when no client is active), and return the merged statistics."""
+def dask_fit_statistics(
+    estimator, X, y, sample_weight, group_selection, slope_selection
+) -> DaskFit:
+    """Validate a Dask ``X``, ``y`` and ``sample_weight`` (or None), run the two passes on
+    the workers (or the local scheduler when no client is active), and return the merged
+    statistics."""
     frame = _as_frame(X)
     target = _as_series(y, frame)
     meta = frame._meta
     positions, features, slopes = _columns(estimator, meta, group_selection, slope_selection)
     names = [meta.columns[i] for i in positions]
-    parts = list(zip(frame.to_delayed(), target.to_delayed(), strict=True))
+    weight_parts = [None] * frame.npartitions
+    if sample_weight is not None:
+        weight_parts = _as_series(sample_weight, frame, "sample_weight").to_delayed()
+    parts = list(zip(frame.to_delayed(), target.to_delayed(), weight_parts, strict=True))
     first_pass = dask.delayed(_first_pass)
     first = _tree(
-        [first_pass(p, t, features, positions) for p, t in parts],
+        [first_pass(p, t, w, features, positions) for p, t, w in parts],
         dask.delayed(_FirstPass.merge),
     ).compute()
     if first.target.n == 0:
+        if sample_weight is not None:
+            raise ValueError("Sample weights must contain at least one non-zero number.")
         raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required.")
     encoders = _encoders(names, frame, first, positions)
     n_seen = [encoder.n_groups for encoder in encoders]
@@ -234,14 +272,14 @@ def dask_fit_statistics(estimator, X, y, group_selection, slope_selection) -> Da
         n_groups=[seen + int(total) for seen, total in zip(n_seen, offsets[-1], strict=True)],
         n_seen=n_seen,
         statistics={},
-        n_obs=int(first.target.n),
+        n_obs=first.target.n,
     )
     second_pass = dask.delayed(_second_pass)
     shared = dask.delayed(fitted, pure=True)  # enters the graph, and each worker, once
     statistics = _tree(
         [
-            second_pass(p, t, features, positions, shared, offsets[i])
-            for i, (p, t) in enumerate(parts)
+            second_pass(p, t, w, features, positions, shared, offsets[i])
+            for i, (p, t, w) in enumerate(parts)
         ],
         dask.delayed(merge_statistics),
     ).compute()

@@ -10,17 +10,28 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-__all__ = ["mixture_mean_std", "mixture_quantile", "mixture_sample"]
+__all__ = ["mean_over_draws", "mixture_mean_std", "mixture_quantile", "mixture_sample"]
 
 _NEWTON_STEPS = 60
 _RELATIVE_TOLERANCE = 1e-8
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 
 
+def mean_over_draws(draws: np.ndarray) -> np.ndarray:
+    """Mean over the leading (draw) axis, as offsets from the first draw, so that equal
+    draws give their value exactly (a float mean of equal values may round away from it)."""
+    first = draws[:1]
+    return first[0] + (draws - first).mean(axis=0)
+
+
 def mixture_mean_std(loc: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of each row's mixture (law of total variance)."""
-    mean = loc.mean(axis=1)
-    variance = np.mean(scale**2, axis=1) + loc.var(axis=1)
+    """Mean and standard deviation of each row's mixture (law of total variance). Averaged
+    as offsets from the first draw, so a row whose draws are all equal gets that value
+    exactly (a float mean of equal values may round away from it)."""
+    first = loc[:, :1]
+    offsets = loc - first
+    mean = first[:, 0] + offsets.mean(axis=1)
+    variance = np.mean(scale**2, axis=1) + offsets.var(axis=1)
     return mean, np.sqrt(variance)
 
 
@@ -29,13 +40,18 @@ def mixture_quantile(loc: np.ndarray, scale: np.ndarray, prob: float) -> np.ndar
 
     Newton's method on the mixture CDF from the normal approximation, kept inside a bracket
     that shrinks with every step (a bisection step replaces any Newton step that leaves it).
-    Only rows not yet converged are iterated; most converge in three or four steps.
+    Only rows not yet converged are iterated; most converge in three or four steps. A row
+    whose components all have zero scale (a noise-free fit) is a discrete distribution over
+    its draws and gets their quantile.
     """
     mean, std = mixture_mean_std(loc, scale)
     lower = np.min(loc - 40.0 * scale, axis=1)
     upper = np.max(loc + 40.0 * scale, axis=1)
     guess = np.clip(mean + std * ndtri(prob), lower, upper)
-    active = np.arange(loc.shape[0])
+    discrete = np.all(scale == 0.0, axis=1)
+    if discrete.any():
+        guess[discrete] = np.quantile(loc[discrete], prob, axis=1, method="inverted_cdf")
+    active = np.flatnonzero(~discrete)
     for _ in range(_NEWTON_STEPS):
         if active.size == 0:
             break

@@ -9,6 +9,8 @@ singleton group per row with a missing label, in arrival order). The result equa
 ``fit`` computes on all batches together, up to rounding, so ``partial_fit`` over any
 batches and ``fit`` on their concatenation fit the same model to the same statistics.
 
+Row weights (``sample_weight``) enter the moments and statistics as in ``fit``.
+
 Cost per batch: one pass over its rows; memory: the statistics only (features x groups).
 """
 
@@ -81,9 +83,9 @@ def _positions(index: pd.Index, column: pd.Series) -> np.ndarray:
 class StatisticsStream:
     """Accumulates the statistics of a random-intercept model over batches."""
 
-    def __init__(self, features, target, label_columns, names):
-        self.x_reference = Standardizer.fit(features)
-        self.y_reference = Standardizer.fit(target)
+    def __init__(self, features, target, label_columns, names, weights=None):
+        self.x_reference = Standardizer.fit(features, weights)
+        self.y_reference = Standardizer.fit(target, weights)
         self.x_moments = RunningMoments.of(features[:0])
         self.y_moments = RunningMoments.of(target[:0])
         self.groups = [
@@ -92,10 +94,11 @@ class StatisticsStream:
         ]
         self.partial = None
 
-    def add(self, features, target, label_columns) -> None:
-        """Add one batch (features in the user's units, the target, the label columns)."""
-        self.x_moments = self.x_moments.merge(RunningMoments.of(features))
-        self.y_moments = self.y_moments.merge(RunningMoments.of(target))
+    def add(self, features, target, label_columns, weights=None) -> None:
+        """Add one batch (features in the user's units, the target, the label columns, and
+        the rows' positive weights or None for weight 1)."""
+        self.x_moments = self.x_moments.merge(RunningMoments.of(features, weights))
+        self.y_moments = self.y_moments.merge(RunningMoments.of(target, weights))
         columns = zip(self.groups, label_columns, strict=True)
         codes = [group.codes(column) for group, column in columns]
         sizes = [group.size for group in self.groups]
@@ -108,12 +111,14 @@ class StatisticsStream:
                 [code[rows] for code in codes],
                 sizes,
                 no_slopes,
+                None if weights is None else weights[rows],
             )
             self.partial = merge_statistics(self.partial, piece)
 
     def finished(self, prior_scale: float):
         """The model's data for all batches so far, with the scalers and encoders ``fit``
-        would have made: ``(data, x_scaler, y_scaler, encoders, n_seen, n_obs)``."""
+        would have made: ``(data, x_scaler, y_scaler, encoders, n_seen, n_obs)``, ``n_obs``
+        the row count or, with weights, their total."""
         x_scaler, y_scaler = self.x_moments.standardizer(), self.y_moments.standardizer()
         partial = restandardise(
             self.partial, self.x_reference, x_scaler, self.y_reference, y_scaler
@@ -126,4 +131,4 @@ class StatisticsStream:
         partial = regroup(partial, orders)
         data = finish_statistics(partial, prior_scale, [[] for _ in self.groups])
         n_seen = [encoder.n_groups for encoder in encoders]
-        return data, x_scaler, y_scaler, encoders, n_seen, int(self.y_moments.n)
+        return data, x_scaler, y_scaler, encoders, n_seen, self.y_moments.n

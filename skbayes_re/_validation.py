@@ -7,24 +7,28 @@ scale the priors are stated on.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _check_sample_weight, validate_data
 
 __all__ = [
     "GroupEncoder",
     "RunningMoments",
     "is_dask_collection",
     "Standardizer",
+    "keep_weighted_rows",
     "resolve_group_columns",
     "resolve_random_slopes",
     "seed_from_random_state",
     "split_features_and_groups",
+    "validate_sample_weight",
     "validate_target",
+    "warn_if_no_label_seen",
 ]
 
 # Rows per block when a pass over the data is made in pieces (standardising, sufficient
@@ -53,29 +57,85 @@ def validate_target(y) -> np.ndarray:
     return column_or_1d(y, warn=True).astype(np.float64, copy=False)
 
 
+def validate_sample_weight(sample_weight, target: np.ndarray) -> np.ndarray | None:
+    """Non-negative finite weights, one per row, not all zero (scikit-learn's checks); None
+    when there are none or all are 1, so an unweighted fit takes the unweighted path."""
+    if sample_weight is None:
+        return None
+    weights = _check_sample_weight(
+        sample_weight, target, dtype=np.float64, ensure_non_negative=True
+    )
+    return None if np.all(weights == 1.0) else weights
+
+
+def keep_weighted_rows(weights, features, target, labels):
+    """The rows of positive weight: a weight of 0 means the row is absent, so its group
+    label is not seen in fit either. Returns ``(features, target, labels, weights)``."""
+    if weights is None or np.all(weights > 0):
+        return features, target, labels, weights
+    keep = weights > 0
+    kept_labels = [column[keep].reset_index(drop=True) for column in labels]
+    return features[keep], target[keep], kept_labels, weights[keep]
+
+
+def _row_extremes(values: np.ndarray, block_rows: int):
+    """Column minima and maxima (None for no rows), in row blocks."""
+    if values.shape[0] == 0:
+        return None, None
+    blocks = [values[i : i + block_rows] for i in range(0, values.shape[0], block_rows)]
+    low = np.min([np.min(block, axis=0) for block in blocks], axis=0)
+    high = np.max([np.max(block, axis=0) for block in blocks], axis=0)
+    return low, high
+
+
 @dataclass(frozen=True)
 class Standardizer:
-    """Column means and scales; constant columns get scale 1 so they stay finite."""
+    """Column means and scales. A constant column (sd below 1e-12 of its magnitude) gets
+    scale 1 so it stays finite, is flagged in ``constant``, and when all its values are
+    equal its mean is that value exactly, so it standardises to exact zeros."""
 
     mean: np.ndarray
     scale: np.ndarray
+    constant: np.ndarray = False
 
     @classmethod
-    def fit(cls, values: np.ndarray, block_rows: int = BLOCK_ROWS) -> Standardizer:
-        """Column means and standard deviations, in row blocks (two passes), so no
-        temporary as large as ``values`` is made."""
-        n_rows = max(values.shape[0], 1)
+    def fit(
+        cls, values: np.ndarray, weights: np.ndarray | None = None, block_rows: int = BLOCK_ROWS
+    ) -> Standardizer:
+        """Column means and standard deviations (weighted when ``weights`` are given), in
+        row blocks (two passes), so no temporary as large as ``values`` is made."""
         blocks = range(0, values.shape[0], block_rows)
-        mean = sum(np.sum(values[i : i + block_rows], axis=0) for i in blocks) / n_rows
-        squares = sum(np.sum((values[i : i + block_rows] - mean) ** 2, axis=0) for i in blocks)
-        return cls.from_moments(values.shape[0], mean, squares)
+        if weights is None:
+            n_rows = max(values.shape[0], 1)
+            mean = sum(np.sum(values[i : i + block_rows], axis=0) for i in blocks) / n_rows
+            squares = sum(np.sum((values[i : i + block_rows] - mean) ** 2, axis=0) for i in blocks)
+            total = values.shape[0]
+        else:
+            total = float(np.sum(weights))
+            mean = sum(weights[i : i + block_rows] @ values[i : i + block_rows] for i in blocks)
+            mean = mean / total
+            squares = sum(
+                weights[i : i + block_rows] @ (values[i : i + block_rows] - mean) ** 2
+                for i in blocks
+            )
+        return cls.from_moments(total, mean, squares, *_row_extremes(values, block_rows))
 
     @classmethod
-    def from_moments(cls, n_rows: float, mean, squares) -> Standardizer:
-        """From the row count, column means and centred sums of squares."""
+    def from_moments(cls, n_rows: float, mean, squares, low=None, high=None) -> Standardizer:
+        """From the row count (or weight total), column means and centred sums of squares,
+        and optionally the columns' minima and maxima (which make constant means exact)."""
+        mean = np.asarray(mean, dtype=float)
+        exact = np.zeros(np.shape(mean), dtype=bool)
+        if low is not None:
+            exact = np.asarray(low == high)
+            mean = np.where(exact, low, mean)
         scale = np.sqrt(squares / n_rows) if n_rows else np.ones_like(mean)
-        scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
-        return cls(mean=np.asarray(mean, dtype=float), scale=np.asarray(scale, dtype=float))
+        constant = exact | ~(scale > 1e-12 * np.maximum(1.0, np.abs(mean)))
+        return cls(
+            mean=np.asarray(mean, dtype=float),
+            scale=np.asarray(np.where(constant, 1.0, scale), dtype=float),
+            constant=np.asarray(constant),
+        )
 
     def transform(self, values: np.ndarray, block_rows: int = BLOCK_ROWS) -> np.ndarray:
         """Standardised copy of ``values``, C-ordered, written in row blocks (no other
@@ -90,18 +150,27 @@ class Standardizer:
 
 @dataclass
 class RunningMoments:
-    """Row count, column means and centred sums of squares, merged across row blocks by
-    Chan's pairwise update (as stable as two passes): the standardisation of data seen in
-    pieces (Dask partitions, ``partial_fit`` batches)."""
+    """Row count (or weight total), column means, centred sums of squares and extremes,
+    merged across row blocks by Chan's pairwise update (as stable as two passes): the
+    standardisation of data seen in pieces (Dask partitions, ``partial_fit`` batches)."""
 
     n: float
     mean: np.ndarray
     m2: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
 
     @classmethod
-    def of(cls, values: np.ndarray) -> RunningMoments:
-        mean = values.mean(axis=0) if len(values) else np.zeros(values.shape[1:])
-        return cls(float(len(values)), mean, ((values - mean) ** 2).sum(axis=0))
+    def of(cls, values: np.ndarray, weights: np.ndarray | None = None) -> RunningMoments:
+        shape = values.shape[1:]
+        low = np.min(values, axis=0) if len(values) else np.full(shape, np.inf)
+        high = np.max(values, axis=0) if len(values) else np.full(shape, -np.inf)
+        if weights is None:
+            mean = values.mean(axis=0) if len(values) else np.zeros(shape)
+            return cls(float(len(values)), mean, ((values - mean) ** 2).sum(axis=0), low, high)
+        total = float(np.sum(weights))
+        mean = weights @ values / total if total else np.zeros(shape)
+        return cls(total, mean, weights @ (values - mean) ** 2, low, high)
 
     def merge(self, other: RunningMoments) -> RunningMoments:
         n = self.n + other.n
@@ -110,11 +179,12 @@ class RunningMoments:
         delta = other.mean - self.mean
         mean = self.mean + delta * (other.n / n)
         m2 = self.m2 + other.m2 + delta**2 * (self.n * other.n / n)
-        return RunningMoments(n, mean, m2)
+        low, high = np.minimum(self.low, other.low), np.maximum(self.high, other.high)
+        return RunningMoments(n, mean, m2, low, high)
 
     def standardizer(self) -> Standardizer:
         """The scaler ``Standardizer.fit`` would give on all the rows."""
-        return Standardizer.from_moments(self.n, self.mean, self.m2)
+        return Standardizer.from_moments(self.n, self.mean, self.m2, self.low, self.high)
 
 
 def _is_group_dtype(dtype) -> bool:
@@ -126,7 +196,24 @@ def _is_group_dtype(dtype) -> bool:
 
 
 def resolve_group_columns(X, groups, n_features: int) -> list[int]:
-    """Positions of the grouping columns named by ``groups`` (see the estimators' docs)."""
+    """Positions of the grouping columns named by ``groups`` (see the estimators' docs); a
+    column named twice (by name or position) is an error."""
+    positions = _group_positions(X, groups, n_features)
+    for i, position in enumerate(positions):
+        if position in positions[:i]:
+            raise ValueError(
+                f"groups names the grouping column {_column_label(X, position)!r} twice; "
+                "name each grouping column once."
+            )
+    return positions
+
+
+def _column_label(X, position: int):
+    """A column's name (its position for arrays)."""
+    return X.columns[position] if isinstance(X, pd.DataFrame) else position
+
+
+def _group_positions(X, groups, n_features: int) -> list[int]:
     is_frame = isinstance(X, pd.DataFrame)
     if groups is None:
         return []
@@ -284,6 +371,8 @@ def split_features_and_groups(estimator, X, groups, *, reset: bool):
     else:
         feature_part = X[:, feature_positions]
         label_columns = [pd.Series(X[:, i]) for i in positions]
+    if positions and not feature_positions:  # grouping columns only: intercepts alone
+        return np.empty((X.shape[0], 0)), label_columns, positions
     features = check_array(
         feature_part,
         dtype=np.float64,
@@ -350,3 +439,28 @@ class GroupEncoder:
     @property
     def n_groups(self) -> int:
         return len(self.categories_)
+
+
+def warn_if_no_label_seen(encoder: GroupEncoder, labels: pd.Series, codes: np.ndarray) -> None:
+    """Warn when none of a batch's labels (missing ones aside) was seen in fit: often labels
+    of another type than in fit (``1`` against ``"1"``), which match no group."""
+    given = labels[~labels.isna().to_numpy()]
+    if len(given) == 0 or np.any(codes >= 0):
+        return
+    warnings.warn(
+        f"None of the labels of grouping column {encoder.name!r} was seen in fit, so every "
+        "row gets the population-level prediction. Labels seen in fit: "
+        f"{_preview(encoder.categories_)}; given: {_preview(pd.unique(given))}. If these are "
+        "new groups, this is expected; otherwise make the labels match those of fit (the "
+        "same type, e.g. 1 and not '1').",
+        UserWarning,
+        stacklevel=5,  # the caller of predict, predict_interval or sample_y
+    )
+
+
+def _preview(labels, shown: int = 3) -> str:
+    """A few distinct labels and their types, e.g. ``[1, 2, 3, ...] (int)``."""
+    values = [v.item() if isinstance(v, np.generic) else v for v in list(labels)[:shown]]
+    more = ", ..." if len(labels) > shown else ""
+    types = ", ".join(sorted({type(v).__name__ for v in values}))
+    return f"[{', '.join(map(repr, values))}{more}] ({types})"

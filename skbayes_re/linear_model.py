@@ -11,11 +11,14 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.metaestimators import available_if
 
 from ._base import BaseBayesianRegressor
+from ._predictive import mean_over_draws
 from ._validation import (
     BLOCK_ROWS,
     is_dask_collection,
+    keep_weighted_rows,
     seed_from_random_state,
     split_features_and_groups,
+    validate_sample_weight,
     validate_target,
 )
 
@@ -35,11 +38,11 @@ class GaussianLinearBase(BaseBayesianRegressor):
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
     }
 
-    def _inference_spec(self, features, target, codes, n_groups) -> dict:
+    def _inference_spec(self, features, target, codes, n_groups, weights) -> dict:
         from . import _models
 
         data = _models.gaussian_re_statistics_chunked(
-            self._row_chunks(features, target),
+            self._row_chunks(features, target, weights),
             codes,
             n_groups,
             self.prior_scale,
@@ -49,7 +52,7 @@ class GaussianLinearBase(BaseBayesianRegressor):
 
     @available_if(_without_slopes)
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Add a batch of rows and refit the posterior on every row seen so far.
 
         Statistics accumulate over calls (their size depends on the features and groups, not
@@ -67,7 +70,10 @@ class GaussianLinearBase(BaseBayesianRegressor):
         X : array-like or DataFrame of shape (n_samples, n_features)
             A batch, laid out as the first one.
         y : array-like of shape (n_samples,)
-            Its targets.
+            Its targets. When every row seen so far has the same target, the fit is that
+            constant, made without optimisation (see ``fit``).
+        sample_weight : array-like of shape (n_samples,), default=None
+            The batch's row weights, with ``fit``'s meaning (2 = the row twice, 0 = absent).
 
         Returns
         -------
@@ -76,17 +82,19 @@ class GaussianLinearBase(BaseBayesianRegressor):
         """
         from ._streaming import StatisticsStream
 
-        if is_dask_collection(X) or is_dask_collection(y):
+        if any(map(is_dask_collection, (X, y, sample_weight))):
             raise TypeError("partial_fit takes in-memory batches; fit takes Dask collections.")
         first = not hasattr(self, "_stream")
         groups = self._group_selection() if first else self._group_positions
         features, labels, positions = split_features_and_groups(self, X, groups, reset=first)
         target = validate_target(y)
         check_consistent_length(features, target)
+        weights = validate_sample_weight(sample_weight, target)
+        features, target, labels, weights = keep_weighted_rows(weights, features, target, labels)
         if first:
             self._start_stream(X, positions)
-            self._stream = StatisticsStream(features, target, labels, self._group_names)
-        self._stream.add(features, target, labels)
+            self._stream = StatisticsStream(features, target, labels, self._group_names, weights)
+        self._stream.add(features, target, labels, weights)
         data, self._x_scaler, self._y_scaler, self._encoders, n_seen, n_obs = self._stream.finished(
             self.prior_scale
         )
@@ -98,12 +106,14 @@ class GaussianLinearBase(BaseBayesianRegressor):
         if any(self._slope_features):  # an empty random_slopes entry passes the guard
             raise ValueError("partial_fit does not support random_slopes.")
 
-    def _fit_from_dask(self, X, y):
+    def _fit_from_dask(self, X, y, sample_weight):
         """Fit from a Dask DataFrame or array: statistics computed on the workers."""
         from ._distributed import dask_fit_statistics
         from ._models.statistics import finish_statistics
 
-        fitted = dask_fit_statistics(self, X, y, self._group_selection(), self._slope_selection())
+        fitted = dask_fit_statistics(
+            self, X, y, sample_weight, self._group_selection(), self._slope_selection()
+        )
         self._x_scaler, self._y_scaler = fitted.x_scaler, fitted.y_scaler
         self._group_positions, self._group_names = fitted.positions, fitted.names
         self._slope_features, self._encoders = fitted.slopes, fitted.encoders
@@ -124,12 +134,14 @@ class GaussianLinearBase(BaseBayesianRegressor):
             "exclude_rewrites": _models.rewrites_excluded(data),
         }
 
-    def _row_chunks(self, features, target):
-        """Standardised row blocks of at most ``batch_size`` rows (65,536 when it is None)."""
+    def _row_chunks(self, features, target, weights):
+        """Standardised row blocks of at most ``batch_size`` rows (65,536 when it is None),
+        with their weights (None for weight 1)."""
         size = BLOCK_ROWS if self.batch_size is None else self.batch_size
         for start in range(0, max(len(target), 1), size):
             rows = slice(start, start + size)
-            yield self._x_scaler.transform(features[rows]), target[rows]
+            block_weights = None if weights is None else weights[rows]
+            yield self._x_scaler.transform(features[rows]), target[rows], block_weights
 
     def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
         from ._models import gaussian_re_to_original
@@ -138,7 +150,7 @@ class GaussianLinearBase(BaseBayesianRegressor):
             draws, self._x_scaler, self._y_scaler, n_seen, self._slope_features
         )
         self.coef_ = kept["coef"].mean(axis=0)
-        self.intercept_ = float(kept["intercept"].mean())
+        self.intercept_ = float(mean_over_draws(kept["intercept"]))
         return kept
 
     def _mean_function(self, features: np.ndarray) -> np.ndarray:

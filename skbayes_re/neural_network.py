@@ -232,7 +232,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         return self.groups
 
     # ------------------------------------------------------------------ hooks
-    def _inference_spec(self, features, target, codes, n_groups) -> dict:
+    def _inference_spec(self, features, target, codes, n_groups, weights) -> dict:
         from . import _models
 
         sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
@@ -249,7 +249,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         features = self._x_scaler.transform(features)  # a new C-ordered array: round in place
         np.round(features, 10, out=features)
         data = _models.mlp_re_data(
-            features, target, codes, n_groups, sizes, self.prior_scale, self.alpha
+            features, target, codes, n_groups, sizes, self.prior_scale, self.alpha, weights
         )
         point = frozenset(_models.mlp_weight_names(len(sizes))) if self.weights == "map" else None
         return {

@@ -28,6 +28,9 @@ class RandomInterceptRegressor(GaussianLinearBase):
         ``"from_dtype"`` takes the category, object and string columns of a DataFrame
         (a plain array has none, and the model is then the linear one). Missing labels
         (None or NaN) are accepted in DataFrame columns; a plain array must be finite.
+        Each column may be named once, and no two may split the rows into the same groups
+        (a copy or relabelling of another column): both are a ``ValueError``. ``X`` may hold
+        grouping columns only (intercepts alone).
     method : {"advi", "fullrank_advi"}, default="advi"
         Mean-field or full-rank Gaussian approximation.
     learning_rate : float, default=0.05
@@ -173,7 +176,9 @@ class RandomEffectsRegressor(GaussianLinearBase):
     ----------
     groups : "from_dtype", list of str, list of int, boolean mask or None, default="from_dtype"
         The grouping columns of ``X``; every other column is a fixed-effect feature.
-        ``"from_dtype"`` takes the category, object and string columns of a DataFrame.
+        ``"from_dtype"`` takes the category, object and string columns of a DataFrame. As
+        for :class:`RandomInterceptRegressor`, each column may be named once and no two may
+        split the rows into the same groups.
     random_slopes : dict or None, default=None
         Grouping column (name, or position for arrays) -> the feature columns (names or
         positions; one column or a list) whose coefficients vary by it. A slope feature is
@@ -256,9 +261,9 @@ class RandomEffectsRegressor(GaussianLinearBase):
     ['intercept', 'days']
     >>> model.group_corr_["subject"].shape
     (2, 2)
-    >>> new = pd.DataFrame({"days": [0.0, 9.0], "subject": pd.Categorical([99, 99])})
+    >>> new = pd.DataFrame({"days": [0.0, 9.0, 9.0], "subject": pd.Categorical([99, 99, 0])})
     >>> std = model.predict(new, return_std=True)[1]
-    >>> bool(std[1] > std[0])  # an unseen subject: the slope's spread grows with days
+    >>> bool(std[1] > std[0])  # an unseen subject (99): the slope's spread grows with days
     True
     """
 

@@ -21,6 +21,30 @@ ESTIMATORS = [
 ]
 
 
-@parametrize_with_checks(ESTIMATORS)
+def expected_failed_checks(estimator) -> dict[str, str]:
+    """Checks an instance is known to fail, and why. Sample weights give the statistics of
+    the repeated rows up to rounding; these two fits move far beyond rounding when their
+    data change by rounding alone (the same repeated rows in another order, no weights)."""
+    if getattr(estimator, "random_slopes", None):
+        return {
+            "check_sample_weight_equivalence_on_dense_data": (
+                "the check's data have twice as many features as rows, so the fit "
+                "interpolates and the noise sd collapses towards 0, where the integrated-out "
+                "slope factor's ELBO is chaotic: the repeated rows in another order change "
+                "sigma_ twofold, or make the ELBO non-finite"
+            )
+        }
+    if getattr(estimator, "weights", None) == "bayesian":
+        return {
+            "check_sample_weight_equivalence_on_dense_data": (
+                "the network's variational fit ends within its Monte Carlo error, not at a "
+                "point: the repeated rows in another order move its predictions by 20% on "
+                "the check's data (and by 0.3% on 600 well-posed rows)"
+            )
+        }
+    return {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

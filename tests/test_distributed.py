@@ -149,6 +149,40 @@ def test_inputs_that_cannot_be_fitted_raise():
         RandomInterceptRegressor(groups=["school", "region"]).fit(*_as_dask(text, y, 3))
 
 
+def test_weights_from_a_dask_series_give_the_in_memory_weighted_fit():
+    X, y = grouped_frame(seed=7, n=2000)
+    weights = pd.Series(np.random.default_rng(7).integers(0, 4, len(X)), name="w")
+    memory = RandomInterceptRegressor(random_state=0).fit(X, y, sample_weight=weights)
+    frame = dd.from_pandas(X.assign(y=y, w=weights), npartitions=4, sort=False)
+    X_dask, y_dask = frame[list(X.columns)], frame["y"]
+    distributed = RandomInterceptRegressor(random_state=0).fit(
+        X_dask, y_dask, sample_weight=frame["w"]
+    )
+    assert_allclose(distributed.coef_, memory.coef_, rtol=1e-7)
+    assert_allclose(distributed.predict(X), memory.predict(X), rtol=1e-7)
+    unweighted = RandomInterceptRegressor(random_state=0).fit(X_dask, y_dask)
+    assert np.max(np.abs(unweighted.coef_ - memory.coef_)) > 1e-3
+    with pytest.raises(TypeError, match="sample_weight must be a Dask Series"):
+        RandomInterceptRegressor().fit(X_dask, y_dask, sample_weight=weights.to_numpy())
+    with pytest.raises(ValueError, match="Negative values"):
+        RandomInterceptRegressor().fit(X_dask, y_dask, sample_weight=frame["w"] - 1)
+    with pytest.raises(ValueError, match="at least one non-zero"):
+        RandomInterceptRegressor().fit(X_dask, y_dask, sample_weight=frame["w"] * 0)
+
+
+def test_a_constant_target_and_aliased_groups_from_dask():
+    X, y = grouped_frame(seed=8, n=1000)
+    X_dask, y_dask = _as_dask(X, pd.Series(np.full(len(X), 4.2), name="y"), 3)
+    with pytest.warns(UserWarning, match=r"y is constant \(4\.2 in every row\)"):
+        model = RandomInterceptRegressor(random_state=0).fit(X_dask, y_dask)
+    assert model.n_iter_ == 0 and model.sigma_ == 0.0
+    assert np.all(model.predict(X) == 4.2)
+    aliased = X.assign(copy=X["region"].astype(str) + "!")
+    groups = ["school", "region", "copy"]
+    with pytest.raises(ValueError, match="grouping columns 'region' and 'copy' define the same"):
+        RandomInterceptRegressor(groups=groups).fit(*_as_dask(aliased, y, 3))
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_a_two_worker_local_cluster_fits_and_predicts():
     distributed = pytest.importorskip("distributed")

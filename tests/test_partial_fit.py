@@ -83,3 +83,41 @@ def test_not_offered_with_random_slopes():
     assert hasattr(RandomEffectsRegressor(), "partial_fit")
     slopes = RandomEffectsRegressor(random_slopes={"school": ["x0"]})
     assert not hasattr(slopes, "partial_fit")
+
+
+def test_weighted_batches_give_the_weighted_fit_of_all_rows():
+    X, y = streamed_data(seed=4, n=6000)
+    weights = np.random.default_rng(4).integers(0, 4, size=len(X)).astype(float)
+    weights[X["region"].to_numpy() == "r3"] = 0.0  # region r3 only in rows of weight 0
+    full = RandomInterceptRegressor(random_state=0).fit(X, y, sample_weight=weights)
+    streamed = RandomInterceptRegressor(random_state=0)
+    for rows in np.array_split(np.arange(len(X)), 3):
+        streamed.partial_fit(X.iloc[rows], y.iloc[rows], sample_weight=weights[rows])
+    assert _posterior_gap(full, streamed) < 0.05  # measured: 2e-12
+    assert "r3" not in streamed.group_effects_["region"].index
+    assert_allclose(streamed.predict(X.iloc[:300]), full.predict(X.iloc[:300]), rtol=1e-8)
+
+
+def test_a_constant_stream_is_fitted_at_once_until_y_varies():
+    X, y = streamed_data(seed=5, n=2000)
+    y = y.copy()
+    y.iloc[:200] = 2.5
+    model = RandomInterceptRegressor(random_state=0)
+    with pytest.warns(UserWarning, match=r"y is constant \(2\.5 in every row\)"):
+        model.partial_fit(X.iloc[:100], y.iloc[:100])
+    with pytest.warns(UserWarning, match="y is constant"):
+        model.partial_fit(X.iloc[100:200], y.iloc[100:200])
+    assert model.n_iter_ == 0 and model.sigma_ == 0.0
+    np.testing.assert_array_equal(model.predict(X.iloc[:50]), 2.5)
+    model.partial_fit(X.iloc[200:], y.iloc[200:])  # the target now varies: a real fit
+    full = RandomInterceptRegressor(random_state=0).fit(X, y)
+    assert model.n_iter_ > 0
+    assert _posterior_gap(full, model) < 0.05
+
+
+def test_batches_with_aliased_grouping_columns_are_refused():
+    X, y = streamed_data(seed=6, n=2000)
+    X = X.assign(copy=X["region"].astype(str) + "!")
+    model = RandomInterceptRegressor(groups=["school", "region", "copy"], random_state=0)
+    with pytest.raises(ValueError, match="grouping columns 'region' and 'copy' define the same"):
+        model.partial_fit(X, y)

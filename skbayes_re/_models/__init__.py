@@ -13,6 +13,7 @@ back-transform together:
 * ``slopes``: correlated random slopes for that model (LKJ prior, non-centred);
 * ``collapsed``: a factor with slopes integrated out of that model's likelihood;
 * ``network``: a neural-network mean function with random intercepts;
+* ``constant``: any model's posterior for a constant target (every parameter at zero);
 * ``_ops``: graph building blocks without BLAS ops (one C module per compiled step).
 
 The names below are loaded on first use: ``statistics`` alone (what Dask workers run) does
@@ -22,6 +23,7 @@ not import PyMC.
 import importlib
 
 _EXPORTS = {
+    "constant": ["zero_draws"],
     "gaussian": [
         "build_gaussian_re_model",
         "complete_draws",

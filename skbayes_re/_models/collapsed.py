@@ -220,7 +220,9 @@ def _effects_for_draws(data, draws, part, k, size, sizes, rng) -> np.ndarray:
     alpha = draws["alpha"][part]
     beta = draws.get("beta", np.zeros((alpha.shape[0], 0)))[part]
     b = np.column_stack([alpha, beta])
-    sigma2 = (draws["sigma"][part] ** 2)[:, None]
+    # A noise-free draw (a constant target's fit: sigma and the scales all 0) has no spread
+    # to divide by; the smallest positive variance keeps its effects at exactly C w = 0.
+    sigma2 = np.maximum(draws["sigma"][part] ** 2, np.finfo(np.float64).tiny)[:, None]
     chol = draws[f"sigma_group_{k}"][part][:, :, None] * lkj_cholesky_numpy(
         draws[f"corr_group_{k}"][part], size
     )

@@ -63,17 +63,20 @@ def gaussian_re_statistics_chunked(
 ) -> dict[str, np.ndarray]:
     """Sufficient statistics of the Gaussian mixed model.
 
-    ``chunks`` yields ``(features, target)`` row blocks, already standardised, in row order
-    (one block, or many to bound memory: only one block's design matrix exists at a time);
-    ``codes[k]`` holds values in ``0 .. n_groups[k]-1`` for every row. ``slopes[k]`` lists the
-    feature columns whose coefficients vary by factor k (empty: a random intercept only).
-    See ``statistics.py`` for the statistics and how pieces merge.
+    ``chunks`` yields ``(features, target)`` row blocks, or ``(features, target, weights)``
+    with the rows' weights (None for weight 1), already standardised, in row order (one block,
+    or many to bound memory: only one block's design matrix exists at a time); ``codes[k]``
+    holds values in ``0 .. n_groups[k]-1`` for every row. ``slopes[k]`` lists the feature
+    columns whose coefficients vary by factor k (empty: a random intercept only). See
+    ``statistics.py`` for the statistics and how pieces merge.
     """
     slopes = [list(s) for s in slopes] if slopes is not None else [[] for _ in codes]
     total, start = None, 0
-    for features, target in chunks:
+    for features, target, *weights in chunks:
         rows = slice(start, start + len(target))
-        part = partial_statistics(features, target, [c[rows] for c in codes], n_groups, slopes)
+        part = partial_statistics(
+            features, target, [c[rows] for c in codes], n_groups, slopes, *weights
+        )
         total = merge_statistics(total, part)
         start += len(target)
     return finish_statistics(total, prior_scale, slopes)

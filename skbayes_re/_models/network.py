@@ -50,11 +50,14 @@ def mlp_re_data(
     hidden_layer_sizes: tuple[int, ...],
     prior_scale: float,
     alpha: float,
+    weights: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The arrays behind the MLP random-intercept model (all sizes enter as array shapes).
 
     ``features`` and ``target`` are already standardised; ``codes[k]`` holds values in
-    ``0 .. n_groups[k]-1`` for every row. Each hidden layer's width is the length of a
+    ``0 .. n_groups[k]-1`` for every row; ``weights`` are the rows' weights (None: all 1), in
+    the sufficient statistics and, as ``row_weight``, in the per-row term. Each hidden layer's
+    width is the length of a
     placeholder array ``width_l``, so networks of other widths reuse one compiled graph.
     The sufficient statistics are the random-intercept linear model's (the linear part's
     likelihood, exactly); the per-row arrays are ``mlp_row_data(...)``, and minibatch ADVI
@@ -64,12 +67,17 @@ def mlp_re_data(
     target = np.asarray(target, dtype=np.float64)
     # row blocks: no copy of the design matrix at any data size
     rows = [slice(i, i + BLOCK_ROWS) for i in range(0, len(target), BLOCK_ROWS)]
+    row_weight = np.ones(len(target)) if weights is None else np.asarray(weights, np.float64)
     data = gaussian_re_statistics_chunked(
-        ((features[r], target[r]) for r in rows), codes, n_groups, prior_scale
+        ((features[r], target[r], None if weights is None else row_weight[r]) for r in rows),
+        codes,
+        n_groups,
+        prior_scale,
     )
     data |= {
         "features": features,
         "target": target,
+        "row_weight": row_weight,
         "weight_scale": np.asarray(1.0 / np.sqrt(float(alpha))),
         "batch_scale": np.asarray(1.0),
     }
@@ -83,7 +91,7 @@ def mlp_re_data(
 def mlp_row_data(data: dict[str, np.ndarray]) -> tuple[str, ...]:
     """Names of the arrays of ``mlp_re_data`` that hold one entry per row."""
     n_factors = count_prefixed(data, "ysum_")
-    return ("features", "target", *(f"group_{k}" for k in range(n_factors)))
+    return ("features", "target", "row_weight", *(f"group_{k}" for k in range(n_factors)))
 
 
 def mlp_re_structure(data: dict[str, np.ndarray], activation: str, weights: str) -> tuple:
@@ -142,7 +150,7 @@ def build_mlp_re_model(data: dict[str, np.ndarray], activation: str = "tanh") ->
         fitted = alpha + pt.sum(box["features"] * beta[None, :], axis=1)
         for k, u_k in enumerate(effects):
             fitted = fitted + u_k[box[f"group_{k}"]]
-        present = pt.sum(network * (network - 2.0 * (box["target"] - fitted)))
+        present = pt.sum(box["row_weight"] * network * (network - 2.0 * (box["target"] - fitted)))
         coefs = pt.concatenate([alpha[None], beta])
         rss = linear_rss(box, coefs, effects) + box["batch_scale"] * present
         gaussian_loglik(box, sigma, rss)
@@ -199,7 +207,8 @@ def mlp_re_init(data: dict[str, np.ndarray], activation: str, alpha: float):
         means, sds = gaussian_re_init(data)(known, rng)
         rows = _pretrain_rows(len(data["target"]), rng)
         residual = data["target"][rows] - _linear_fit(data, means, rows)
-        network = _pretrain(data["features"][rows], residual, sizes, activation, alpha, rng)
+        weight = data["row_weight"][rows]
+        network = _pretrain(data["features"][rows], residual, weight, sizes, activation, alpha, rng)
         weights = {name: np.zeros(shapes[name]) for name in weight_names}
         if network is not None:
             weights |= _weights_of(network, n_layers)
@@ -227,7 +236,7 @@ def _linear_fit(data: dict, means: dict, rows: np.ndarray) -> np.ndarray:
     return fitted
 
 
-def _pretrain(features, residual, sizes, activation, alpha, rng):
+def _pretrain(features, residual, weight, sizes, activation, alpha, rng):
     """A scikit-learn ``MLPRegressor`` (L-BFGS) fitted to ``residual`` on four fifths of the
     rows: the best on the other fifth of ``_PRETRAIN_STARTS`` short fits from different seeds
     (small networks have local optima that a single start often lands in), trained on.
@@ -235,29 +244,33 @@ def _pretrain(features, residual, sizes, activation, alpha, rng):
     None where it predicts the held-out rows no better than their mean, by two standard errors
     of the paired difference (the data show no signal that a perceptron adds to the linear
     part: it then starts at zero, and the fit at the linear model), or where a perceptron has
-    nothing to work with (no hidden layer, no feature, too few rows).
+    nothing to work with (no hidden layer, no feature, too few rows). Row weights weigh the
+    fits and the held-out comparison.
     """
     if not sizes or features.shape[1] == 0 or len(residual) < _PRETRAIN_MIN_ROWS:
         return None
     order = rng.permutation(len(residual))
     held, kept = np.sort(order[: len(order) // 5]), np.sort(order[len(order) // 5 :])
+    train = (features[kept], residual[kept], weight[kept])
 
     def held_out_errors(network):
         return (residual[held] - network.predict(features[held])) ** 2
 
-    starts = [
-        _fit_network(features[kept], residual[kept], sizes, activation, alpha, rng)
-        for _ in range(_PRETRAIN_STARTS)
-    ]
-    best = min(starts, key=lambda network: held_out_errors(network).mean())
+    def mean(values):
+        return np.average(values, weights=weight[held])
+
+    starts = [_fit_network(*train, sizes, activation, alpha, rng) for _ in range(_PRETRAIN_STARTS)]
+    best = min(starts, key=lambda network: mean(held_out_errors(network)))
     best.set_params(max_iter=_PRETRAIN_ITER, warm_start=True)
-    _quietly(best.fit, features[kept], residual[kept])
-    gain = (residual[held] - residual[kept].mean()) ** 2 - held_out_errors(best)
-    significant = gain.mean() > 2.0 * gain.std() / np.sqrt(len(gain))
-    return best if significant else None
+    _quietly(best.fit, *train)
+    baseline = np.average(residual[kept], weights=weight[kept])
+    gain = (residual[held] - baseline) ** 2 - held_out_errors(best)
+    n_effective = weight[held].sum() ** 2 / np.sum(weight[held] ** 2)
+    spread = np.sqrt(mean((gain - mean(gain)) ** 2) / n_effective)
+    return best if mean(gain) > 2.0 * spread else None
 
 
-def _fit_network(features, target, sizes, activation, alpha, rng):
+def _fit_network(features, target, weight, sizes, activation, alpha, rng):
     from sklearn.neural_network import MLPRegressor
 
     network = MLPRegressor(
@@ -268,10 +281,10 @@ def _fit_network(features, target, sizes, activation, alpha, rng):
         max_iter=_SCREEN_ITER,
         random_state=int(rng.integers(np.iinfo(np.int32).max)),
     )
-    return _quietly(network.fit, features, target)
+    return _quietly(network.fit, features, target, weight)
 
 
-def _quietly(fit, *args):
+def _quietly(fit, features, target, weight):
     """Fit without the ConvergenceWarning of an L-BFGS run cut at its iteration budget, on one
     BLAS thread: its products are small (at most ``_PRETRAIN_ROWS`` rows), and threads waiting
     on each other made L-BFGS's own tiny vector operations ten times slower."""
@@ -282,7 +295,7 @@ def _quietly(fit, *args):
 
     with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return fit(*args)
+        return fit(features, target, sample_weight=weight)
 
 
 def _weights_of(network, n_layers: int) -> dict[str, np.ndarray]:
@@ -298,7 +311,7 @@ def _weights_of(network, n_layers: int) -> dict[str, np.ndarray]:
 def _statistics_around(data: dict, network) -> dict[str, np.ndarray]:
     """The linear model's sufficient statistics of the target minus the perceptron's output
     (the network's prediction without its output bias), in row blocks."""
-    features, target = data["features"], data["target"]
+    features, target, weight = data["features"], data["target"], data["row_weight"]
     n_factors = count_prefixed(data, "ysum_")
     codes = [data[f"group_{k}"] for k in range(n_factors)]
     n_groups = [int(data[f"ysum_{k}"].shape[0]) for k in range(n_factors)]
@@ -308,7 +321,7 @@ def _statistics_around(data: dict, network) -> dict[str, np.ndarray]:
         for start in range(0, len(target), BLOCK_ROWS):
             rows = slice(start, start + BLOCK_ROWS)
             output = network.predict(features[rows]) - bias
-            yield features[rows], target[rows] - output
+            yield features[rows], target[rows] - output, weight[rows]
 
     return gaussian_re_statistics_chunked(chunks(), codes, n_groups, float(data["prior_scale"]))
 

@@ -5,6 +5,9 @@ with slopes), the likelihood needs ``n``, ``y'y``, ``W'y``, ``W'W`` and, per gro
 and ``W'1`` (random intercepts) or ``V'y``, ``W'V`` and ``V'V`` (slopes); crossed factors add,
 per pair of groups that share rows, their row count (or ``sum v_k v_m'`` with slopes).
 
+With row weights (``sample_weight``), every statistic is a weighted sum over rows, ``n`` the
+total weight: a row of weight 2 adds what two copies of it add.
+
 Every statistic is a sum over rows, so any row blocks (one array in blocks, the partitions of
 a Dask collection, the batches of ``partial_fit``) give *partial* statistics that add up:
 :func:`partial_statistics` computes a block's, :func:`merge_statistics` adds two (groups and
@@ -23,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "PAIRS",
+    "aliased_factors",
     "finish_statistics",
     "group_columns",
     "merge_statistics",
@@ -40,58 +44,91 @@ def group_columns(slope: list[int]) -> list[int]:
     return [0, *(1 + s for s in slope)]
 
 
-def partial_statistics(features, target, codes, n_groups, slopes) -> dict:
+def partial_statistics(features, target, codes, n_groups, slopes, weights=None) -> dict:
     """The statistics of one row block (standardised ``features`` and ``target``; ``codes[k]``
-    in ``0 .. n_groups[k]-1``; ``slopes[k]`` the slope features of factor k)."""
+    in ``0 .. n_groups[k]-1``; ``slopes[k]`` the slope features of factor k; ``weights``
+    the rows' weights, or None for weight 1)."""
     design = np.column_stack([np.ones(len(target)), features])
+    weighted = target if weights is None else weights * target
     data = {
-        "n_obs": np.asarray(float(len(target))),
-        "yty": np.asarray(float(target @ target)),
-        "wty": design.T @ target,
-        "wtw": design.T @ design,
+        "n_obs": np.asarray(float(len(target) if weights is None else np.sum(weights))),
+        "yty": np.asarray(float(target @ weighted)),
+        "wty": design.T @ weighted,
+        "wtw": design.T @ design if weights is None else (design.T * weights) @ design,
     }
     for k, (code, size, slope) in enumerate(zip(codes, n_groups, slopes, strict=True)):
         if slope:
-            data |= _slope_factor_sums(k, design, target, code, size, slope)
+            data |= _slope_factor_sums(k, design, target, code, size, slope, weights)
             continue
-        data[f"ysum_{k}"] = np.bincount(code, weights=target, minlength=size)
+        data[f"ysum_{k}"] = np.bincount(code, weights=weighted, minlength=size)
         data[f"wtz_{k}"] = np.stack(
-            [np.bincount(code, weights=column, minlength=size) for column in design.T]
+            [
+                np.bincount(code, weights=_times(column, weights), minlength=size)
+                for column in design.T
+            ]
         )
     data[PAIRS] = {
-        (k, m): _pair_sums(design, codes[k], codes[m], slopes[k], slopes[m])
+        (k, m): _pair_sums(design, codes[k], codes[m], slopes[k], slopes[m], weights)
         for k, m in itertools.combinations(range(len(codes)), 2)
     }
     return data
 
 
-def _slope_factor_sums(k, design, target, code, size, slope) -> dict[str, np.ndarray]:
+def _times(column: np.ndarray, weights) -> np.ndarray:
+    """A per-row array times the rows' weights (itself when there are none)."""
+    return column if weights is None else column * weights
+
+
+def _slope_factor_sums(k, design, target, code, size, slope, weights) -> dict[str, np.ndarray]:
     """Per-group ``V'y`` (G, q) and ``W'V`` (p + 1, G, q) of factor k over one row block."""
     group_design = design[:, group_columns(slope)]
+    weighted = _times(target, weights)
     vty = np.stack(
-        [np.bincount(code, weights=column * target, minlength=size) for column in group_design.T],
+        [np.bincount(code, weights=column * weighted, minlength=size) for column in group_design.T],
         axis=1,
     )
     wtv = np.empty((design.shape[1], size, group_design.shape[1]))
     for j, column in enumerate(design.T):
+        weighted_column = _times(column, weights)
         for c, other in enumerate(group_design.T):
-            wtv[j, :, c] = np.bincount(code, weights=column * other, minlength=size)
+            wtv[j, :, c] = np.bincount(code, weights=weighted_column * other, minlength=size)
     return {f"vty_{k}": vty, f"wtv_{k}": wtv}
 
 
-def _pair_sums(design, code_k, code_m, slope_k, slope_m):
+def _pair_sums(design, code_k, code_m, slope_k, slope_m, weights=None):
     """The distinct group pairs of factors k and m in a block, and per pair its row count
-    (two random intercepts) or ``sum v_k v_m'`` (pairs, q_k, q_m)."""
+    (two random intercepts) or ``sum v_k v_m'`` (pairs, q_k, q_m), weighted."""
     keys, pair = np.unique(code_k * _PAIR_BASE + code_m, return_inverse=True)
     pair = pair.ravel()
     if not slope_k and not slope_m:
-        return keys, np.bincount(pair, minlength=len(keys)).astype(np.float64)
+        counts = np.bincount(pair, weights=weights, minlength=len(keys))
+        return keys, counts.astype(np.float64)
     left = design[:, group_columns(slope_k)]
     right = design[:, group_columns(slope_m)]
     cross = np.empty((len(keys), left.shape[1], right.shape[1]))
     for a, c in itertools.product(range(left.shape[1]), range(right.shape[1])):
-        cross[:, a, c] = np.bincount(pair, weights=left[:, a] * right[:, c], minlength=len(keys))
+        products = _times(left[:, a] * right[:, c], weights)
+        cross[:, a, c] = np.bincount(pair, weights=products, minlength=len(keys))
     return keys, cross
+
+
+def aliased_factors(data: dict) -> list[tuple[int, int]]:
+    """Pairs of grouping factors that split the rows into the same groups (one a relabelling
+    of the other), from finished statistics: every group has rows, so two factors do when as
+    many distinct pairs of their groups share rows as each factor has groups."""
+    aliased = []
+    for name, first in data.items():
+        if not name.startswith("pair_first_"):
+            continue
+        k, m = (int(i) for i in name.removeprefix("pair_first_").split("_"))
+        if len(first) == _n_groups(data, k) == _n_groups(data, m):
+            aliased.append((k, m))
+    return aliased
+
+
+def _n_groups(data: dict, k: int) -> int:
+    """Groups of factor k in finished statistics (random intercept or slopes)."""
+    return len(data[f"ysum_{k}"]) if f"ysum_{k}" in data else len(data[f"vty_{k}"])
 
 
 def merge_statistics(first: dict | None, second: dict) -> dict:
