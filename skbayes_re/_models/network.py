@@ -180,7 +180,7 @@ _PRETRAIN_ROWS = 10_000  # rows the starting network is trained on (a random sub
 _SCREEN_ITER = 200  # L-BFGS iterations of each start
 _PRETRAIN_ITER = 800  # and of the best start, trained on
 _PRETRAIN_STARTS = 3
-_PRETRAIN_MIN_ROWS = 10  # fewer rows: no held-out check is possible
+_PRETRAIN_MIN_HELD_OUT = 20  # fewer held-out rows say nothing: the perceptron starts at zero
 
 
 def mlp_re_init(data: dict[str, np.ndarray], activation: str, alpha: float):
@@ -238,19 +238,23 @@ def _linear_fit(data: dict, means: dict, rows: np.ndarray) -> np.ndarray:
 
 def _pretrain(features, residual, weight, sizes, activation, alpha, rng):
     """A scikit-learn ``MLPRegressor`` (L-BFGS) fitted to ``residual`` on four fifths of the
-    rows: the best on the other fifth of ``_PRETRAIN_STARTS`` short fits from different seeds
-    (small networks have local optima that a single start often lands in), trained on.
+    rows (:func:`_fifth_of`): the best on the other fifth of ``_PRETRAIN_STARTS`` short fits
+    from different seeds (small networks have local optima that a single start often lands
+    in), trained on.
 
     None where it predicts the held-out rows no better than their mean, by two standard errors
     of the paired difference (the data show no signal that a perceptron adds to the linear
     part: it then starts at zero, and the fit at the linear model), or where a perceptron has
-    nothing to work with (no hidden layer, no feature, too few rows). Row weights weigh the
+    nothing to work with (no hidden layer, no feature, fewer than ``_PRETRAIN_MIN_HELD_OUT``
+    rows held out). Row weights weigh the
     fits and the held-out comparison.
     """
-    if not sizes or features.shape[1] == 0 or len(residual) < _PRETRAIN_MIN_ROWS:
+    if not sizes or features.shape[1] == 0:
         return None
-    order = rng.permutation(len(residual))
-    held, kept = np.sort(order[: len(order) // 5]), np.sort(order[len(order) // 5 :])
+    in_held_out_fifth = _fifth_of(features, residual)
+    held, kept = np.flatnonzero(in_held_out_fifth), np.flatnonzero(~in_held_out_fifth)
+    if len(held) < _PRETRAIN_MIN_HELD_OUT:
+        return None
     train = (features[kept], residual[kept], weight[kept])
 
     def held_out_errors(network):
@@ -271,6 +275,7 @@ def _pretrain(features, residual, weight, sizes, activation, alpha, rng):
 
 
 def _fit_network(features, target, weight, sizes, activation, alpha, rng):
+    """One seeded L-BFGS fit of ``_SCREEN_ITER`` iterations."""
     from sklearn.neural_network import MLPRegressor
 
     network = MLPRegressor(
@@ -296,6 +301,15 @@ def _quietly(fit, features, target, weight):
     with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
         warnings.simplefilter("ignore", ConvergenceWarning)
         return fit(features, target, sample_weight=weight)
+
+
+def _fifth_of(features: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """About a fifth of the rows, chosen by their values (a fixed pseudo-random projection of
+    each row, taken modulo 1): equal rows fall on the same side, so a row with weight 2 is
+    held out exactly when both of its copies would be, whatever the rows' order."""
+    weights = np.sqrt(np.arange(2, features.shape[1] + 3))  # irrational, fixed
+    values = features @ weights[1:] + target * weights[0]
+    return np.modf(np.abs(values) * 997.0)[0] < 0.2
 
 
 def _weights_of(network, n_layers: int) -> dict[str, np.ndarray]:
