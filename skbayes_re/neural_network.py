@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import numbers
+import warnings
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseBayesianRegressor
@@ -15,6 +17,8 @@ __all__ = ["RandomEffectsMLPRegressor"]
 
 _CHUNK_CELLS = 4_000_000  # rows x weight draws x layer width evaluated at once
 _WARM_WEIGHT_SD = 0.05  # starting sd of the network weights after the MAP stage
+_NOISE_TOLERANCE = 1.25  # a fitted noise sd this far above the linear model's warns
+_GROUP_SD_FACTOR = 3.0  # and a group sd this many times off the linear model's
 
 
 def _activate(values: np.ndarray, activation: str) -> np.ndarray:
@@ -252,6 +256,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
             features, target, codes, n_groups, sizes, self.prior_scale, self.alpha, weights
         )
         point = frozenset(_models.mlp_weight_names(len(sizes))) if self.weights == "map" else None
+        self._linear_reference = _models.mlp_linear_reference(data)
         return {
             "key": _models.mlp_re_structure(data, self.activation, self.weights),
             "build": functools.partial(_models.build_mlp_re_model, activation=self.activation),
@@ -335,6 +340,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         from ._models import mlp_re_to_original, mlp_weight_names
 
         n_layers = len(self._hidden_sizes)
+        self._check_against_linear_model(draws, n_seen)
         if self.weights == "map":  # one point estimate, kept with a draw axis of length 1
             for name in mlp_weight_names(n_layers):
                 draws[name] = draws[name].mean(axis=0, keepdims=True)
@@ -344,6 +350,32 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         self.intercepts_ = [bias.mean(axis=0) for bias in kept["intercepts"]]
         self.intercept_ = float(self.intercepts_[-1][0])
         return kept
+
+    def _check_against_linear_model(self, draws: dict, n_seen: list[int]) -> None:
+        """Warn when the fit is implausible beside the random-intercept linear model that the
+        network contains: a noise sd well above that model's (the network explains less than
+        its own linear part could), or a group sd off by a factor of three."""
+        noise, group_sds = vars(self).pop("_linear_reference")
+        if np.all(self._y_scaler.constant):  # fitted at once, exactly
+            return
+        fitted = float(np.mean(draws["sigma"]))
+        problems = []
+        if fitted > _NOISE_TOLERANCE * noise:
+            problems.append(f"noise sd {fitted:.3g} against {noise:.3g}")
+        for k, (name, reference) in enumerate(zip(self._group_names, group_sds, strict=True)):
+            group_sd = float(np.mean(draws[f"sigma_group_{k}"]))
+            informative = n_seen[k] >= 5 and reference > 0.05 * noise
+            if informative and not 1 / _GROUP_SD_FACTOR < group_sd / reference < _GROUP_SD_FACTOR:
+                problems.append(f"group sd of {name!r} {group_sd:.3g} against {reference:.3g}")
+        if problems:
+            warnings.warn(
+                "The network's fit is implausible beside the random-intercept linear model it "
+                f"contains (standardised scale: {'; '.join(problems)}). The optimisation may "
+                "have diverged or stalled: try a smaller learning_rate or another "
+                "random_state, or compare with RandomInterceptRegressor.",
+                ConvergenceWarning,
+                stacklevel=6,  # the caller of fit
+            )
 
     def _mean_function(self, features: np.ndarray) -> np.ndarray:
         coefs, intercepts = self._draws["coefs"], self._draws["intercepts"]

@@ -300,3 +300,29 @@ def test_sleepstudy_five_fold_mae_matches_random_intercepts():
             model.fit(X.iloc[train], y.iloc[train])
             errors[name].append(np.mean(np.abs(model.predict(X.iloc[test]) - y.iloc[test])))
     assert np.mean(errors["network"]) < 1.02 * np.mean(errors["linear"])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_diverging_fit_is_never_silent(seed):
+    """learning_rate=5.0 (defect: R^2 -160 and noise sd 28 without a word): the fit either
+    recovers, or warns that it is implausible beside the linear model, or raises."""
+    X, y = linear_truth(600, seed=seed)
+    model = RandomEffectsMLPRegressor(learning_rate=5.0, random_state=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.fit(X, y)
+        except (FloatingPointError, RuntimeError):
+            return
+    warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    assert warned or model.score(X, y) > 0.9
+
+
+def test_an_implausible_fit_warns_against_the_linear_model(monkeypatch):
+    """A fit whose noise sd ends far above the linear model's warns, naming both."""
+    from skbayes_re import neural_network
+
+    X, y = linear_truth(300, seed=0)
+    monkeypatch.setattr(neural_network, "_NOISE_TOLERANCE", 0.5)  # any fit is now implausible
+    with pytest.warns(ConvergenceWarning, match="noise sd .* against"):
+        RandomEffectsMLPRegressor(random_state=0).fit(X, y)

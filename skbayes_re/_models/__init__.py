@@ -42,6 +42,7 @@ _EXPORTS = {
     ],
     "network": [
         "build_mlp_re_model",
+        "mlp_linear_reference",
         "mlp_re_data",
         "mlp_re_init",
         "mlp_re_structure",

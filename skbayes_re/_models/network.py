@@ -25,6 +25,7 @@ from ._ops import count_prefixed, matmul
 from .gaussian import (
     gaussian_loglik,
     gaussian_re_init,
+    gaussian_re_start,
     gaussian_re_statistics_chunked,
     group_effects_to_original,
     linear_rss,
@@ -35,6 +36,7 @@ __all__ = [
     "build_mlp_re_model",
     "mlp_re_data",
     "mlp_re_init",
+    "mlp_linear_reference",
     "mlp_re_structure",
     "mlp_re_to_original",
     "mlp_row_data",
@@ -338,6 +340,16 @@ def _statistics_around(data: dict, network) -> dict[str, np.ndarray]:
             yield features[rows], target[rows] - output, weight[rows]
 
     return gaussian_re_statistics_chunked(chunks(), codes, n_groups, float(data["prior_scale"]))
+
+
+def mlp_linear_reference(data: dict[str, np.ndarray]) -> tuple[float, list[float]]:
+    """The random-intercept linear model's noise sd and group sds (standardised scale; the
+    closed-form start of ``gaussian_re_init``): what a network that contains that model
+    should match or beat."""
+    start, _ = gaussian_re_start(data)
+    n_factors = count_prefixed(data, "ysum_")
+    group_sds = [float(np.exp(start[f"sigma_group_{k}_log__"])) for k in range(n_factors)]
+    return float(np.exp(start["sigma_log__"])), group_sds
 
 
 def mlp_re_to_original(draws, x_scaler, y_scaler, n_layers: int, n_groups: list[int]) -> dict:
