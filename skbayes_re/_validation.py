@@ -348,10 +348,35 @@ def _as_2d_input(X):
             raise ValueError(
                 f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
             )
+        if X.shape[1] == 0:
+            raise ValueError(f"X has no columns (shape={X.shape}); at least one is required.")
         return X
     # A plain array is validated like any scikit-learn input (finite everywhere); missing
     # group labels are a DataFrame feature.
-    return check_array(X, dtype=None, accept_sparse=False)
+    return check_array(X, dtype=None, accept_sparse=False, input_name="X")
+
+
+def _check_numeric(feature_part, feature_positions: list[int]) -> None:
+    """A feature column that does not convert to numbers is named, with what to do (numeric
+    columns are not looked at: no pass over the data)."""
+    if isinstance(feature_part, pd.DataFrame):
+        columns = (
+            (name, values)
+            for name, values in feature_part.items()
+            if not pd.api.types.is_numeric_dtype(values.dtype)
+        )
+    elif feature_part.dtype.kind in "biuf":
+        return
+    else:
+        columns = ((position, feature_part[:, i]) for i, position in enumerate(feature_positions))
+    for name, values in columns:
+        try:
+            np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"Column {name!r} of X is not numeric ({error}). If it holds group labels, "
+                "name it in groups=; otherwise encode it (e.g. with OneHotEncoder)."
+            ) from None
 
 
 def split_features_and_groups(estimator, X, groups, *, reset: bool):
@@ -373,6 +398,7 @@ def split_features_and_groups(estimator, X, groups, *, reset: bool):
         label_columns = [pd.Series(X[:, i]) for i in positions]
     if positions and not feature_positions:  # grouping columns only: intercepts alone
         return np.empty((X.shape[0], 0)), label_columns, positions
+    _check_numeric(feature_part, feature_positions)
     features = check_array(
         feature_part,
         dtype=np.float64,
