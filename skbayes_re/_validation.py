@@ -372,8 +372,8 @@ def _check_numeric(feature_part, feature_positions: list[int]) -> None:
     for name, values in columns:
         try:
             np.asarray(values, dtype=np.float64)
-        except (TypeError, ValueError) as error:
-            raise ValueError(
+        except (TypeError, ValueError) as error:  # the same type, with the column named
+            raise type(error)(
                 f"Column {name!r} of X is not numeric ({error}). If it holds group labels, "
                 "name it in groups=; otherwise encode it (e.g. with OneHotEncoder)."
             ) from None
