@@ -55,6 +55,7 @@ _LR_TO_SD = 0.25
 _POINT_LOG_SD = -50.0  # a point-estimated block: sd exp(-50), i.e. no spread
 _FLOAT32_BLOCK_SIZE = 4096
 _MINIBATCH_WINDOW_FACTOR = 4
+_DIVERGENCE_RESTARTS = 2  # at a tenth, then a hundredth of the learning rate
 # Compiler flags for the step's C module, given after PyTensor's own "-O3" and "-g" (the last
 # ones win). The module is about 1 MB of generated C for a random-intercept step; g++ takes
 # 29 s over it at -O3 with debug information, 15 s at -O2, 9 s at -O2 without debug
@@ -480,6 +481,8 @@ def _optimise(
             before_step()
         losses[iteration] = engine.step(*engine.split_noise(rng.standard_normal(dim)))
         iteration += 1
+        if not np.isfinite(losses[iteration - 1]):
+            break  # diverged: see _diverged
         progress.update(iteration, losses[iteration - 1])
         in_phase = iteration - phase_start
         if in_phase < 2 * window or in_phase % window:
@@ -491,11 +494,19 @@ def _optimise(
             engine.lr.set_value(engine.lr.get_value() / 10.0)
             engine.restart_from_average(move)
             phase_start = iteration
-    if not np.all(np.isfinite(losses[:iteration])):
-        raise FloatingPointError(
-            "The ELBO became non-finite during optimisation; try a smaller learning_rate."
-        )
     return losses[:iteration].tolist(), converged
+
+
+def _diverged(losses: list[float], window: int) -> bool:
+    """The optimisation failed: a non-finite loss, or a last window whose mean loss lies
+    above the starting point's (every model starts near its posterior, and each phase only
+    lowers the loss) by more than three of its step-to-step sds and 0.1%. A fit that
+    converges never meets this, so it is unchanged by the check."""
+    if not np.isfinite(losses[-1]):
+        return True
+    last = np.asarray(losses[-window:])
+    margin = max(3.0 * float(np.std(last)), 1e-3 * abs(losses[0]))
+    return float(np.mean(last)) > losses[0] + margin
 
 
 def _split(blocks: list[_Block], flat: np.ndarray) -> dict[str, np.ndarray]:
@@ -596,17 +607,38 @@ def fit_advi(
                 f"method='fullrank_advi' needs a {dim}x{dim} covariance; above "
                 f"{_MAX_FULLRANK_DIM} parameters use method='advi'."
             )
-        engine.reset(*_initial_params(engine.blocks, init, rng), learning_rate)
+        start_params = _initial_params(engine.blocks, init, rng)
         progress = _Progress(max_iter, verbose > 0)
         feed = None
         if batch_size is not None and row_data and batch_size < len(data[row_data[0]]):
             feed = _Minibatches(engine, data, row_data, batch_size, rng)
             window *= _MINIBATCH_WINDOW_FACTOR
         start = time.perf_counter()
-        losses, converged = _optimise(
-            engine, rng, max_iter, tol, n_obs, window, progress, before_step=feed, move=move
-        )
+        rate = learning_rate
+        for restart in range(_DIVERGENCE_RESTARTS + 1):
+            engine.reset(*start_params, rate)
+            losses, converged = _optimise(
+                engine, rng, max_iter, tol, n_obs, window, progress, before_step=feed, move=move
+            )
+            if not _diverged(losses, window):
+                break
+            if restart == _DIVERGENCE_RESTARTS:
+                engine.release_data()
+                raise FloatingPointError(
+                    f"ADVI diverged at learning_rate={learning_rate} and again at {rate:g} "
+                    "(the loss ended above where it started, or became non-finite); "
+                    "use a smaller learning_rate."
+                )
+            rate /= 10.0
         timings["optimise"] = time.perf_counter() - start
+        if rate != learning_rate:
+            warnings.warn(
+                f"ADVI diverged at learning_rate={learning_rate} (the loss ended above where it "
+                f"started, or became non-finite) and was refitted from the start at {rate:g}; "
+                "set learning_rate to that value to skip the failed attempt.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         progress.close(len(losses), losses[-1], converged)
         mean, scale = engine.averaged_params()
         blocks = [_Block(b.name, b.transform, b.shape) for b in engine.blocks]

@@ -123,6 +123,8 @@ class GaussianLinearBase(BaseBayesianRegressor):
     def _spec_from_statistics(self, data: dict) -> dict:
         from . import _models
 
+        if not _models.factor_sizes(data):
+            return self._linear_spec(data)
         data = _models.mark_centred(data)
         return {
             "key": _models.gaussian_re_structure(data),
@@ -132,6 +134,23 @@ class GaussianLinearBase(BaseBayesianRegressor):
             "move": _models.group_scale_move(self.prior_scale),
             "complete": _models.complete_draws(data, seed_from_random_state(self.random_state)),
             "exclude_rewrites": _models.rewrites_excluded(data),
+        }
+
+    def _linear_spec(self, statistics: dict) -> dict:
+        """No grouping factor: the linear model with its coefficients integrated out given
+        the noise (``_models/linear.py``)."""
+        from . import _models
+
+        data = _models.linear_data(statistics)
+        seed = seed_from_random_state(self.random_state)
+        return {
+            "key": _models.linear_structure(data),
+            "build": _models.build_linear_model,
+            "data": data,
+            "init": _models.linear_init(data),
+            "move": None,
+            "complete": _models.linear_complete_draws(data, seed),
+            "exclude_rewrites": (),
         }
 
     def _row_chunks(self, features, target, weights):

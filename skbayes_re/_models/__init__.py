@@ -8,8 +8,8 @@ One module per model family, each with its statistics, builder, initialiser and
 back-transform together:
 
 * ``statistics``: that model's sufficient statistics, in pieces that merge (NumPy only);
-* ``gaussian``: the Gaussian linear mixed model on those statistics (random intercepts;
-  the linear model is its case without grouping factors);
+* ``gaussian``: the Gaussian linear mixed model on those statistics (random intercepts);
+* ``linear``: its case without grouping factors, coefficients integrated out given the noise;
 * ``slopes``: correlated random slopes for that model (LKJ prior, non-centred);
 * ``collapsed``: a factor with slopes integrated out of that model's likelihood;
 * ``network``: a neural-network mean function with random intercepts;
@@ -39,6 +39,13 @@ _EXPORTS = {
         "mark_centred",
         "rescale_group_scales",
         "rewrites_excluded",
+    ],
+    "linear": [
+        "build_linear_model",
+        "linear_complete_draws",
+        "linear_data",
+        "linear_init",
+        "linear_structure",
     ],
     "network": [
         "build_mlp_re_model",
