@@ -205,7 +205,7 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         )
 
     def _run_engine(self, spec: dict, n_obs: float):
-        from ._inference import fit_advi
+        from ._inference import fit_advi  # after the spec, whose modules imported PyMC quietly
 
         return fit_advi(
             spec["key"],
@@ -474,7 +474,9 @@ def _correlation(cov: np.ndarray) -> np.ndarray:
 
 def _inference_data(values: dict, dims: dict, coords: dict):
     """Wrap draws (leading axis = draw) as an ArviZ object with one chain."""
-    import arviz as az
+    from ._models import quiet_import
+
+    az = quiet_import("arviz")
 
     posterior = {name: np.asarray(draws)[None, ...] for name, draws in values.items()}
     try:

@@ -393,21 +393,33 @@ def _compiled(key, build_model, data, method, point_blocks, exclude_rewrites=())
 
 
 class _Progress:
-    """A one-line progress bar on stderr with the running loss, refreshed at most 10 Hz."""
+    """One status line on stderr, refreshed at most 10 times a second: the step, the phase
+    and its learning rate, the running loss, and the stopping rule's measure (the last
+    window's fall in mean loss per observation beside ``tol``). A fit ends when that fall is
+    below ``tol`` or its noise at a small enough learning rate, usually long before
+    ``max_iter``, so a bar against ``max_iter`` would say nothing."""
 
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled = total, enabled
+    def __init__(self, max_iter: int, tol: float, enabled: bool):
+        self.max_iter, self.tol, self.enabled = max_iter, tol, enabled
+        self.phase, self.rate, self.change = 1, None, None
         self.start = self.last = time.perf_counter()
+
+    def new_phase(self, rate: float) -> None:
+        self.phase, self.rate = (self.phase + 1 if self.rate is not None else 1), rate
+
+    def window(self, change_per_obs: float) -> None:
+        self.change = change_per_obs
 
     def update(self, iteration: int, loss: float, force: bool = False) -> None:
         now = time.perf_counter()
         if not self.enabled or (not force and now - self.last < 0.1):
             return
         self.last = now
-        done = int(30 * iteration / self.total)
-        bar = "#" * done + "-" * (30 - done)
+        change = "-" if self.change is None else f"{self.change:.1e}"
         sys.stderr.write(
-            f"\rADVI [{bar}] {iteration}/{self.total} | loss {loss:.4g} | {now - self.start:.1f}s"
+            f"\rADVI step {iteration}/{self.max_iter} | phase {self.phase} (lr {self.rate:.2g})"
+            f" | loss {loss:.6g} | fall/obs {change} (tol {self.tol:.0e})"
+            f" | {now - self.start:.1f}s   "
         )
         sys.stderr.flush()
 
@@ -418,7 +430,9 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _window_converged(losses: np.ndarray, window: int, tol: float, n_obs: float) -> bool:
+def _window_converged(
+    losses: np.ndarray, window: int, tol: float, n_obs: float, progress=None
+) -> bool:
     """The loss has stopped falling: the last window's mean is not lower than the one before
     by more than ``tol`` per observation or than the noise of the difference. One-sided, as a
     window that is higher by chance (Adam's iterates wander at a fixed learning rate) says
@@ -426,6 +440,8 @@ def _window_converged(losses: np.ndarray, window: int, tol: float, n_obs: float)
     previous, last = losses[-2 * window : -window], losses[-window:]
     improvement = previous.mean() - last.mean()
     noise = np.sqrt((previous.var() + last.var()) / window)
+    if progress is not None:
+        progress.window(improvement / max(n_obs, 1e-300))
     return improvement <= tol * n_obs or improvement <= noise
 
 
@@ -476,6 +492,7 @@ def _optimise(
     dim = engine.dim
     losses = np.empty(max_iter)
     converged, phase_start, iteration = False, 0, 0
+    progress.new_phase(float(engine.lr.get_value()))
     while iteration < max_iter:
         if before_step is not None:
             before_step()
@@ -487,11 +504,12 @@ def _optimise(
         in_phase = iteration - phase_start
         if in_phase < 2 * window or in_phase % window:
             continue
-        if _window_converged(losses[phase_start:iteration], window, tol, n_obs):
+        if _window_converged(losses[phase_start:iteration], window, tol, n_obs, progress):
             if _precise_enough(engine):
                 converged = True
                 break
             engine.lr.set_value(engine.lr.get_value() / 10.0)
+            progress.new_phase(float(engine.lr.get_value()))
             engine.restart_from_average(move)
             phase_start = iteration
     return losses[:iteration].tolist(), converged
@@ -608,7 +626,7 @@ def fit_advi(
                 f"{_MAX_FULLRANK_DIM} parameters use method='advi'."
             )
         start_params = _initial_params(engine.blocks, init, rng)
-        progress = _Progress(max_iter, verbose > 0)
+        progress = _Progress(max_iter, tol, verbose > 0)
         feed = None
         if batch_size is not None and row_data and batch_size < len(data[row_data[0]]):
             feed = _Minibatches(engine, data, row_data, batch_size, rng)

@@ -4,6 +4,9 @@ and sample weights with scikit-learn's meaning."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -272,3 +275,24 @@ def test_bad_weights_are_refused(grouped, weights, message):
     X, y = grouped
     with pytest.raises(ValueError, match=message):
         RandomInterceptRegressor(groups=["g"]).fit(X, y, sample_weight=weights(len(X)))
+
+
+def test_a_first_fit_of_the_day_prints_nothing_of_arviz(tmp_path):
+    """ArviZ 0.2x prints a multi-line FutureWarning about its refactor on its first import of
+    the day (it keeps the day in its cache folder, here an empty one); a fit and the posterior
+    of a fresh process print none of it."""
+    script = (
+        "import numpy as np, pandas as pd\n"
+        "from skbayes_re import RandomInterceptRegressor\n"
+        "rng = np.random.default_rng(0)\n"
+        "g = pd.Categorical(rng.integers(0, 6, 60))\n"
+        "X = pd.DataFrame({'x': rng.normal(size=60), 'g': g})\n"
+        "model = RandomInterceptRegressor(random_state=0).fit(X, X['x'] + rng.normal(size=60))\n"
+        "model.posterior_\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "PYTHONWARNINGS": "default"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert "ArviZ" not in result.stderr
+    assert result.stdout == ""

@@ -21,6 +21,7 @@ not import PyMC.
 """
 
 import importlib
+import warnings
 
 _EXPORTS = {
     "constant": ["zero_draws"],
@@ -63,9 +64,22 @@ _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in nam
 __all__ = sorted(_MODULE_OF)
 
 
+# ArviZ 0.2x prints a multi-line FutureWarning about its coming refactor on its first import
+# of the day; PyMC imports ArviZ, and our users should see only our own messages.
+_ARVIZ_NOTICE = r"\s*ArviZ is undergoing a major refactor"
+
+
+def quiet_import(module: str, package: str | None = None):
+    """``importlib.import_module`` with ArviZ's notice about its refactor silenced (the
+    modules that import PyMC or ArviZ are loaded through this)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_ARVIZ_NOTICE, category=FutureWarning)
+        return importlib.import_module(module, package)
+
+
 def __getattr__(name: str):
     if name not in _MODULE_OF:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    value = getattr(quiet_import(f".{_MODULE_OF[name]}", __name__), name)
     globals()[name] = value
     return value
