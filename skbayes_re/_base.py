@@ -212,7 +212,7 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
             spec["build"],
             spec["data"],
             n_obs=n_obs,
-            method=self.method,
+            method=spec.get("method", self.method),
             learning_rate=self.learning_rate,
             max_iter=self.max_iter,
             tol=self.tol,

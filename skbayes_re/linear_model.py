@@ -148,6 +148,7 @@ class GaussianLinearBase(BaseBayesianRegressor):
             "build": _models.build_linear_model,
             "data": data,
             "init": _models.linear_init(data),
+            "method": "advi",  # one parameter: mean-field and full-rank are the same
             "move": None,
             "complete": _models.linear_complete_draws(data, seed),
             "exclude_rewrites": (),
@@ -192,7 +193,10 @@ class BayesianLinearRegressor(GaussianLinearBase):
     Parameters
     ----------
     method : {"advi", "fullrank_advi"}, default="advi"
-        Mean-field or full-rank Gaussian approximation.
+        Mean-field or full-rank Gaussian approximation. For this model both give the same
+        posterior, exact up to Monte Carlo error: the coefficients are integrated out given
+        the noise sd, whose one-dimensional posterior is fitted by ADVI and then computed
+        exactly around that fit; each coefficient draw comes from its exact conditional.
     learning_rate : float, default=0.05
         Initial Adam step size on the standardised scale; it is reduced automatically
         as the fit converges.

@@ -273,3 +273,17 @@ def test_few_rows_noise_and_coefficients_match_the_exact_posterior():
         fitted = np.quantile(model._draws["coef"][:, j], [0.05, 0.25, 0.5, 0.75, 0.95])
         # within 5% of the exact 90% interval's width
         np.testing.assert_allclose(fitted, exact, atol=0.05 * (exact[-1] - exact[0]))
+
+
+def test_full_rank_needs_no_second_compiled_step():
+    """One parameter is left to approximate, so both methods share one compiled step (a
+    full-rank step of its own cost five times mean-field's compile time elsewhere)."""
+    from skbayes_re._inference import compiled_structures
+
+    X, y = few_rows(40)
+    BayesianLinearRegressor(random_state=0).fit(X, y)
+    before = compiled_structures()
+    model = BayesianLinearRegressor(method="fullrank_advi", random_state=0).fit(X, y)
+    assert compiled_structures() == before
+    reference = BayesianLinearRegressor(random_state=0).fit(X, y)
+    np.testing.assert_array_equal(model.predict(X), reference.predict(X))
