@@ -81,9 +81,10 @@ def _positions(index: pd.Index, column: pd.Series) -> np.ndarray:
 
 
 class StatisticsStream:
-    """Accumulates the statistics of a random-intercept model over batches."""
+    """Accumulates the statistics of a Gaussian mixed model over batches (``slopes[k]``: the
+    slope features of grouping factor k, empty for a random intercept)."""
 
-    def __init__(self, features, target, label_columns, names, weights=None):
+    def __init__(self, features, target, label_columns, names, weights=None, slopes=None):
         self.x_reference = Standardizer.fit(features, weights)
         self.y_reference = Standardizer.fit(target, weights)
         self.x_moments = RunningMoments.of(features[:0])
@@ -92,6 +93,7 @@ class StatisticsStream:
             _GroupRegistry(str(name), column.dtype)
             for name, column in zip(names, label_columns, strict=True)
         ]
+        self.slopes = [list(s) for s in slopes] if slopes else [[] for _ in self.groups]
         self.partial = None
 
     def add(self, features, target, label_columns, weights=None) -> None:
@@ -102,7 +104,6 @@ class StatisticsStream:
         columns = zip(self.groups, label_columns, strict=True)
         codes = [group.codes(column) for group, column in columns]
         sizes = [group.size for group in self.groups]
-        no_slopes = [[] for _ in self.groups]
         for start in range(0, max(len(target), 1), BLOCK_ROWS):
             rows = slice(start, start + BLOCK_ROWS)
             piece = partial_statistics(
@@ -110,7 +111,7 @@ class StatisticsStream:
                 self.y_reference.transform(target[rows]),
                 [code[rows] for code in codes],
                 sizes,
-                no_slopes,
+                self.slopes,
                 None if weights is None else weights[rows],
             )
             self.partial = merge_statistics(self.partial, piece)
@@ -121,7 +122,7 @@ class StatisticsStream:
         the row count or, with weights, their total."""
         x_scaler, y_scaler = self.x_moments.standardizer(), self.y_moments.standardizer()
         partial = restandardise(
-            self.partial, self.x_reference, x_scaler, self.y_reference, y_scaler
+            self.partial, self.x_reference, x_scaler, self.y_reference, y_scaler, self.slopes
         )
         encoders, orders = [], []
         for group in self.groups:
@@ -129,6 +130,6 @@ class StatisticsStream:
             encoders.append(encoder)
             orders.append(order)
         partial = regroup(partial, orders)
-        data = finish_statistics(partial, prior_scale, [[] for _ in self.groups])
+        data = finish_statistics(partial, prior_scale, self.slopes)
         n_seen = [encoder.n_groups for encoder in encoders]
         return data, x_scaler, y_scaler, encoders, n_seen, self.y_moments.n

@@ -8,7 +8,6 @@ import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils import check_consistent_length
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.metaestimators import available_if
 
 from ._base import BaseBayesianRegressor
 from ._predictive import mean_over_draws
@@ -23,11 +22,6 @@ from ._validation import (
 )
 
 __all__ = ["BayesianLinearRegressor"]
-
-
-def _without_slopes(estimator) -> bool:
-    """``partial_fit`` exists for models without random slopes."""
-    return not getattr(estimator, "random_slopes", None)
 
 
 class GaussianLinearBase(BaseBayesianRegressor):
@@ -50,7 +44,6 @@ class GaussianLinearBase(BaseBayesianRegressor):
         )
         return self._spec_from_statistics(data)
 
-    @available_if(_without_slopes)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Add a batch of rows and refit the posterior on every row seen so far.
@@ -61,9 +54,9 @@ class GaussianLinearBase(BaseBayesianRegressor):
         on the first batch's scale and mapped, without loss, to the mean and scale of all
         rows seen), and groups first seen in a later batch are added. The optimisation
         starts, as ``fit``'s does, from the mixed-model solution of all rows seen, which is
-        closer to the new posterior than the last one. ``fit`` discards the batches. Not
-        available with ``random_slopes`` (their statistics would need each group's full
-        cross-products to change standardisation); fit those from a Dask DataFrame.
+        closer to the new posterior than the last one. ``fit`` discards the batches.
+        Random slopes are supported: their per-group statistics map to a new
+        standardisation exactly too.
 
         Parameters
         ----------
@@ -92,19 +85,16 @@ class GaussianLinearBase(BaseBayesianRegressor):
         weights = validate_sample_weight(sample_weight, target)
         features, target, labels, weights = keep_weighted_rows(weights, features, target, labels)
         if first:
-            self._start_stream(X, positions)
-            self._stream = StatisticsStream(features, target, labels, self._group_names, weights)
+            self._remember_groups(X, positions)
+            self._stream = StatisticsStream(
+                features, target, labels, self._group_names, weights, self._slope_features
+            )
         self._stream.add(features, target, labels, weights)
         data, self._x_scaler, self._y_scaler, self._encoders, n_seen, n_obs = self._stream.finished(
             self.prior_scale
         )
         self._finish_fit(self._spec_from_statistics(data), n_obs, n_seen)
         return self
-
-    def _start_stream(self, X, positions) -> None:
-        self._remember_groups(X, positions)
-        if any(self._slope_features):  # an empty random_slopes entry passes the guard
-            raise ValueError("partial_fit does not support random_slopes.")
 
     def _fit_from_dask(self, X, y, sample_weight):
         """Fit from a Dask DataFrame or array: statistics computed on the workers."""

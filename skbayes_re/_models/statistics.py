@@ -192,14 +192,17 @@ def finish_statistics(partial: dict, prior_scale: float, slopes) -> dict[str, np
     return data
 
 
-def restandardise(partial: dict, x_from, x_to, y_from, y_to) -> dict:
-    """Random-intercept statistics computed on one standardisation (``x_from``, ``y_from``:
-    ``Standardizer``s), re-expressed exactly on another. Standardising is affine, so the
-    design of the new one is ``w_to = A w_from`` with ``A = [[1, 0], [d, diag(r)]]``,
-    ``r = s_from / s_to``, ``d = (m_from - m_to) / s_to``, and the target ``a y + c``; every
-    statistic follows (``W'1`` is ``W'W``'s first column, ``sum y`` is ``W'y``'s first
-    entry). Close standardisations (a first batch's and all batches') keep it well
-    conditioned."""
+def restandardise(partial: dict, x_from, x_to, y_from, y_to, slopes=None) -> dict:
+    """Statistics computed on one standardisation (``x_from``, ``y_from``: ``Standardizer``s),
+    re-expressed exactly on another. Standardising is affine, so the design of the new one is
+    ``w_to = A w_from`` with ``A = [[1, 0], [d, diag(r)]]``, ``r = s_from / s_to``,
+    ``d = (m_from - m_to) / s_to``, and the target ``a y + c``; every statistic follows
+    (``W'1`` is ``W'W``'s first column, ``sum y`` is ``W'y``'s first entry). A factor with
+    slopes (``slopes[k]`` its slope features) has the group design ``v = w[cols]``, so
+    ``v_to = B v_from`` with ``B = A[cols][:, cols]`` (a row of ``A`` has entries only in
+    column 0 and its own): ``W'V -> A W'V B'``, ``V'y -> B (a V'y + c V'1)``, and a pair's
+    ``sum v_k v_m' -> B_k (...) B_m'``. Close standardisations (a first batch's and all
+    batches') keep it well conditioned."""
     ratio = np.atleast_1d(x_from.scale / x_to.scale)
     shift = np.atleast_1d((x_from.mean - x_to.mean) / x_to.scale)
     change = np.eye(len(ratio) + 1)
@@ -218,16 +221,40 @@ def restandardise(partial: dict, x_from, x_to, y_from, y_to) -> dict:
             wtz = partial[f"wtz_{k}"]
             out[name] = a * partial[name] + c * wtz[0]
             out[f"wtz_{k}"] = change @ wtz
+    slopes = slopes or []
+    group_changes = [change[np.ix_(group_columns(s), group_columns(s))] for s in slopes]
+    for k, slope in enumerate(slopes):
+        if slope:
+            wtv, group_change = partial[f"wtv_{k}"], group_changes[k]
+            scores = a * partial[f"vty_{k}"] + c * wtv[0]  # (G, q)
+            out[f"vty_{k}"] = scores @ group_change.T
+            out[f"wtv_{k}"] = np.einsum("ij,jgq,rq->igr", change, wtv, group_change)
+    out[PAIRS] = {
+        (k, m): _restandardised_pair(keys, values, group_changes, k, m)
+        for (k, m), (keys, values) in partial[PAIRS].items()
+    }
     return out
 
 
+def _restandardised_pair(keys, values, group_changes, k: int, m: int):
+    """A pair's statistics on the new standardisation: counts do not change; cross-products
+    of group designs do (``B_k cross B_m'``)."""
+    if values.ndim == 1:
+        return keys, values
+    return keys, np.einsum("ij,pjl,rl->pir", group_changes[k], values, group_changes[m])
+
+
 def regroup(partial: dict, orders: list[np.ndarray]) -> dict:
-    """Random-intercept statistics with each factor's groups put in a new order
-    (``orders[k][i]``: the old index of new group i), pairs relabelled to match."""
+    """Statistics with each factor's groups put in a new order (``orders[k][i]``: the old
+    index of new group i), pairs relabelled to match."""
     out = dict(partial)
     for k, order in enumerate(orders):
-        out[f"ysum_{k}"] = partial[f"ysum_{k}"][order]
-        out[f"wtz_{k}"] = partial[f"wtz_{k}"][:, order]
+        if f"ysum_{k}" in partial:
+            out[f"ysum_{k}"] = partial[f"ysum_{k}"][order]
+            out[f"wtz_{k}"] = partial[f"wtz_{k}"][:, order]
+        else:  # a factor with slopes
+            out[f"vty_{k}"] = partial[f"vty_{k}"][order]
+            out[f"wtv_{k}"] = partial[f"wtv_{k}"][:, order]
     new_index = [np.argsort(order) for order in orders]
     out[PAIRS] = {}
     for (k, m), (keys, values) in partial[PAIRS].items():
