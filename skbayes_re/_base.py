@@ -33,6 +33,7 @@ from sklearn.utils import check_consistent_length
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ._models.centring import intercept_at_zero
 from ._predictive import mixture_mean_std, mixture_quantile, mixture_sample
 from ._validation import (
     GroupEncoder,
@@ -271,7 +272,16 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         index = pd.Index(self._encoders[k].categories_, name=self._group_names[k])
         if effects.ndim == 1:
             return pd.Series(effects, index=index, name="effect")
+        effects = intercept_at_zero(effects, self._slope_centre(k))
         return pd.DataFrame(effects, index=index, columns=self._group_terms(k))
+
+    def _slope_centre(self, k: int) -> np.ndarray:
+        """Where factor k's stored effects put the intercept: its slope features' means
+        (see ``_models/slopes.py``; zeros for a model stored before that)."""
+        centres = self._draws.get("centres")
+        if centres is None or centres[k] is None:
+            return np.zeros(len(self._slope_features[k]))
+        return centres[k]
 
     def _group_terms(self, k: int) -> list[str]:
         """Names of factor k's group-design columns: ``intercept``, then its slope features."""
@@ -283,7 +293,7 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         cov = self._draws["group_cov"][k]
         if cov is None:
             return (self._draws["group_sd"][k] ** 2)[:, None, None]
-        return cov
+        return intercept_at_zero(cov, self._slope_centre(k), covariance=True)
 
     def _fixed_feature_names(self) -> list[str]:
         """Names of the non-grouping columns (``x<i>`` for arrays), in column order."""
@@ -328,8 +338,9 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         if effects.ndim == 2:
             loc = loc + np.where(seen[:, None], effects.T[safe], 0.0)
             unseen_variance = (self._draws["group_sd"][k] ** 2)[None, :]
-        else:  # intercept and slopes: the group design (1, x_s) of each row
-            design = np.column_stack([np.ones(len(code)), features[:, self._slope_features[k]]])
+        else:  # intercept and slopes: the group design (1, x_s - centre) of each row
+            centred = features[:, self._slope_features[k]] - self._slope_centre(k)
+            design = np.column_stack([np.ones(len(code)), centred])
             effect = np.einsum("srq,rq->rs", effects[:, safe, :], design)
             loc = loc + np.where(seen[:, None], effect, 0.0)
             spread = np.einsum("rq,sqj->rsj", design, self._draws["group_cov"][k])
@@ -453,10 +464,11 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
             if self._draws["effects"][k].ndim == 3:
                 term, other = f"term_{name}", f"term_{name}_other"
                 coords[term] = coords[other] = self._group_terms(k)
+                centre = self._slope_centre(k)
+                values[f"effect_{name}"] = intercept_at_zero(values[f"effect_{name}"], centre)
                 dims[f"effect_{name}"].append(term)
                 dims[f"group_sd_{name}"] = [term]
-                cov = self._draws["group_cov"][k]
-                values[f"group_corr_{name}"] = _correlation(cov)
+                values[f"group_corr_{name}"] = _correlation(self._group_covariance_draws(k))
                 dims[f"group_corr_{name}"] = [term, other]
         return _inference_data(values, dims, coords)
 

@@ -13,6 +13,7 @@ back-transform together:
 * ``slopes``: correlated random slopes for that model (LKJ prior, non-centred);
 * ``collapsed``: a factor with slopes integrated out of that model's likelihood;
 * ``network``: a neural-network mean function with random intercepts;
+* ``centring``: where a slope factor's stored intercept sits (NumPy only);
 * ``constant``: any model's posterior for a constant target (every parameter at zero);
 * ``_ops``: graph building blocks without BLAS ops (one C module per compiled step).
 

@@ -270,7 +270,9 @@ def gaussian_re_to_original(draws, x_scaler, y_scaler, n_groups: list[int], slop
 
     Returns ``intercept`` (S,), ``coef`` (S, p), ``sigma`` (S,), and per factor ``effects``
     (S, G_k, or S, G_k, q_k with slopes; only the groups seen in fit), ``group_sd`` (S, or
-    S, q_k) and ``group_cov`` (None, or S, q_k, q_k with slopes).
+    S, q_k), ``group_cov`` (None, or S, q_k, q_k with slopes) and ``centres`` (None, or the
+    slope features' means, where a slope factor's effects and covariance put the intercept:
+    see :func:`slopes.slope_effects_to_original`).
     """
     y_mean, y_scale = float(y_scaler.mean), float(y_scaler.scale)
     alpha = draws["alpha"]
@@ -288,6 +290,10 @@ def gaussian_re_to_original(draws, x_scaler, y_scaler, n_groups: list[int], slop
         "effects": effects,
         "group_sd": group_sd,
         "group_cov": group_cov,
+        "centres": [
+            np.asarray(x_scaler.mean, dtype=float)[list(s)] if slopes is not None and s else None
+            for s in (slopes if slopes is not None else [[] for _ in n_groups])
+        ],
     }
 
 

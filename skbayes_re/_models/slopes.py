@@ -24,6 +24,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ._ops import dot, matmul, matrix_vector
+from .centring import intercept_at_zero
 
 __all__ = [
     "LKJ_ETA",
@@ -369,28 +370,29 @@ def lkj_cholesky_numpy(raw: np.ndarray, size: int) -> np.ndarray:
 
 
 def slope_effects_to_original(draws, k, n_seen, y_scale, x_mean, x_scale):
-    """Factor k's effect draws (S, G, q), sds (S, q) and covariances (S, q, q) in the user's
-    units. On the standardised scale ``u = diag(tau) L z``; the intercept there sits at the
-    features' means, so the original intercept effect is ``a - sum_s c_s m_s / s_s`` and a
-    slope effect ``c_s / s_s`` (times the target's scale): ``u_orig = T u`` with ``T`` the
-    matrix of that change, and the covariance is ``T Sigma T'``."""
+    """Factor k's effect draws (S, G, q) and covariances (S, q, q) in the user's units, with
+    the intercept effect taken at the slope features' means (``x_mean``), and the sds (S, q)
+    with the intercept at 0, as reported.
+
+    On the standardised scale ``u = diag(tau) L z`` and the intercept sits at the features'
+    means; in the user's units a slope effect is ``c_s / s_s`` (times the target's scale) and
+    the intercept effect stays at the means: ``u_c = D u`` with ``D = diag(1, 1 / s)``, and
+    the covariance is ``D Sigma D'``. Prediction uses the design ``(1, x - mean)``. Moving
+    the intercept to 0 (``a - sum_s c_s m_s / s_s``) would cancel catastrophically when a
+    slope feature lies far from 0 beside its spread (``x = 1e6 + 0.01 z``: float32 effects
+    lose every digit), so it is done only for reporting (:func:`intercept_at_zero`)."""
     size = len(x_mean) + 1
-    change = np.zeros((size, size))
-    change[0, 0] = 1.0
-    change[0, 1:] = -x_mean / x_scale
-    change[1:, 1:] = np.diag(1.0 / x_scale)
-    change *= y_scale
+    change = y_scale * np.diag(np.r_[1.0, 1.0 / np.asarray(x_scale, dtype=float)])
     tau = draws[f"sigma_group_{k}"]
     chol = lkj_cholesky_numpy(draws.pop(f"corr_group_{k}"), size)
-    factor = np.einsum("ij,sjl->sil", change, tau[:, :, None] * chol)  # T diag(tau) L
+    factor = np.einsum("ij,sjl->sil", change, tau[:, :, None] * chol)  # D diag(tau) L
     if f"u_group_{k}" in draws:  # drawn given the rest (an integrated-out factor)
         effects = draws.pop(f"u_group_{k}")[:, :n_seen, :]
-        to_original = change.T.astype(effects.dtype)
-        for s in range(effects.shape[0]):  # in place, one draw at a time: no second copy
-            effects[s] = effects[s] @ to_original
+        effects *= np.diag(change).astype(effects.dtype)  # in place: no second copy
     else:
         z = draws.pop(f"z_group_{k}")[:, :n_seen, :]
         effects = np.einsum("sgl,sil->sgi", z, factor.astype(z.dtype, copy=False))
     cov = np.einsum("sil,sjl->sij", factor, factor)
-    sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
+    reported = intercept_at_zero(cov, np.asarray(x_mean, dtype=float), covariance=True)
+    sd = np.sqrt(np.diagonal(reported, axis1=1, axis2=2))
     return effects.astype(np.float32, copy=False), sd, cov
