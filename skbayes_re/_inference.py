@@ -394,31 +394,34 @@ def _compiled(key, build_model, data, method, point_blocks, exclude_rewrites=())
 
 class _Progress:
     """One status line on stderr, refreshed at most 10 times a second: the step, the phase
-    and its learning rate, the running loss, and the stopping rule's measure (the last
-    window's fall in mean loss per observation beside ``tol``). A fit ends when that fall is
-    below ``tol`` or its noise at a small enough learning rate, usually long before
+    and its learning rate, the running loss, and the stopping rule's measures (the last
+    window's fall in mean loss per observation beside ``tol`` and beside that fall's Monte
+    Carlo noise). A phase ends when the fall is below either, the fit when that happens at a
+    small enough learning rate, usually long before
     ``max_iter``, so a bar against ``max_iter`` would say nothing."""
 
     def __init__(self, max_iter: int, tol: float, enabled: bool):
         self.max_iter, self.tol, self.enabled = max_iter, tol, enabled
-        self.phase, self.rate, self.change = 1, None, None
+        self.phase, self.rate, self.change, self.noise = 1, None, None, None
         self.start = self.last = time.perf_counter()
 
     def new_phase(self, rate: float) -> None:
         self.phase, self.rate = (self.phase + 1 if self.rate is not None else 1), rate
 
-    def window(self, change_per_obs: float) -> None:
-        self.change = change_per_obs
+    def window(self, change_per_obs: float, noise_per_obs: float) -> None:
+        self.change, self.noise = change_per_obs, noise_per_obs
 
     def update(self, iteration: int, loss: float, force: bool = False) -> None:
         now = time.perf_counter()
         if not self.enabled or (not force and now - self.last < 0.1):
             return
         self.last = now
-        change = "-" if self.change is None else f"{self.change:.1e}"
+        change = "-"
+        if self.change is not None:
+            change = f"{self.change:.1e} (noise {self.noise:.0e}, tol {self.tol:.0e})"
         sys.stderr.write(
             f"\rADVI step {iteration}/{self.max_iter} | phase {self.phase} (lr {self.rate:.2g})"
-            f" | loss {loss:.6g} | fall/obs {change} (tol {self.tol:.0e})"
+            f" | loss {loss:.6g} | fall/obs {change}"
             f" | {now - self.start:.1f}s   "
         )
         sys.stderr.flush()
@@ -441,7 +444,8 @@ def _window_converged(
     improvement = previous.mean() - last.mean()
     noise = np.sqrt((previous.var() + last.var()) / window)
     if progress is not None:
-        progress.window(improvement / max(n_obs, 1e-300))
+        per_obs = 1.0 / max(n_obs, 1e-300)
+        progress.window(improvement * per_obs, noise * per_obs)
     return improvement <= tol * n_obs or improvement <= noise
 
 
