@@ -397,8 +397,8 @@ class _Progress:
     and its learning rate, the running loss, and the stopping rule's measures (the last
     window's fall in mean loss per observation beside ``tol`` and beside that fall's Monte
     Carlo noise). A phase ends when the fall is below either, the fit when that happens at a
-    small enough learning rate, usually long before
-    ``max_iter``, so a bar against ``max_iter`` would say nothing."""
+    small enough learning rate, usually long before ``max_iter``, so a bar against
+    ``max_iter`` would say nothing."""
 
     def __init__(self, max_iter: int, tol: float, enabled: bool):
         self.max_iter, self.tol, self.enabled = max_iter, tol, enabled
