@@ -13,9 +13,9 @@ A subclass states its model through three hooks:
 * ``_mean_function(features)``: the population-level mean of each row under each stored draw,
   shape ``(n_rows, n_draws)``, on the original scale.
 
-Everything else (validation, sample weights, standardisation, group encoding, unseen groups,
-a constant target, ``predict``, ``predict_interval``, ``sample_y``, ``posterior_``) is here,
-once. A constant target is fitted without the engine: its posterior is every parameter of
+Everything else (validation, sample weights, standardisation, group encoding, the offset
+column, the likelihood family's target check, a constant target, ``posterior_``) is here, once;
+``predict``, ``predict_interval`` and ``sample_y`` come from ``_prediction.PredictiveMixin``. A constant target is fitted without the engine: its posterior is every parameter of
 the standardised model at zero (no noise, no coefficients, no group effects), so
 predictions equal the constant exactly, with zero spread. Prediction is NumPy only:
 the PyMC stack is imported when a model is fitted, never when a fitted one predicts.
@@ -34,26 +34,26 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._models.centring import intercept_at_zero
-from ._predictive import mixture_mean_std, mixture_quantile, mixture_sample
+from ._models.families import family_named
+from ._prediction import PredictiveMixin
 from ._validation import (
     GroupEncoder,
     Standardizer,
     is_dask_collection,
     keep_weighted_rows,
+    offset_position,
     resolve_random_slopes,
     seed_from_random_state,
     split_features_and_groups,
+    split_offset,
     validate_sample_weight,
     validate_target,
-    warn_if_no_label_seen,
 )
 
 __all__ = ["BaseBayesianRegressor"]
 
-_CHUNK_CELLS = 2_000_000  # rows x draws evaluated at once when predicting
 
-
-class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
+class BaseBayesianRegressor(PredictiveMixin, RegressorMixin, BaseEstimator):
     """Common machinery of the skbayes_re estimators (not for direct use)."""
 
     _parameter_constraints: dict = {
@@ -76,7 +76,15 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         those that do not (their fitted models then have no ``group_cov_``)."""
         return None
 
-    def _inference_spec(self, features, target, codes, n_groups, weights) -> dict:
+    def _likelihood_name(self) -> str:
+        """The likelihood family (``_models/families``) of estimators with ``likelihood``."""
+        return "gaussian"
+
+    def _offset_selection(self):
+        """The ``offset`` column of estimators that take one; None for the others."""
+        return None
+
+    def _inference_spec(self, features, target, codes, n_groups, weights, offset) -> dict:
         raise NotImplementedError
 
     def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
@@ -121,25 +129,60 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         target = validate_target(y)
         check_consistent_length(features, target)
         weights = validate_sample_weight(sample_weight, target)
+        family = self._start_family(target)
         features, target, labels, weights = keep_weighted_rows(weights, features, target, labels)
+        self._offset_position = offset_position(
+            X, self._offset_selection(), positions, self.n_features_in_
+        )
+        features, offset = split_offset(features, self._offset_position, positions)
+        if offset is not None and family.link == "identity":
+            target, offset = target - offset, None  # a location family: y - offset is modelled
         self._x_scaler = Standardizer.fit(features, weights)
-        self._y_scaler = Standardizer.fit(target, weights)
+        self._y_scaler = self._target_scaler(family, target, weights)
         self._remember_groups(X, positions)
         codes, n_groups, n_seen = self._encode_for_fit(labels)
         standardised = self._y_scaler.transform(target)
-        spec = self._inference_spec(features, standardised, codes, n_groups, weights)
+        spec = self._inference_spec(features, standardised, codes, n_groups, weights, offset)
         n_obs = len(target) if weights is None else float(np.sum(weights))
         del features, labels  # the spec holds what the fit needs: free a large X's copy
         self._finish_fit(spec, n_obs, n_seen)
         return self
 
+    def _start_family(self, target):
+        """The likelihood family, its target support checked (a ``ValueError`` naming the
+        likelihood and the offending values)."""
+        family = family_named(self._likelihood_name())
+        family.check_target(target)
+        self._family_name = family.name
+        return family
+
+    @staticmethod
+    def _target_scaler(family, target, weights) -> Standardizer:
+        """The target's standardisation; the identity for families that keep the target in
+        its units (counts: the log link gives the coefficients their meaning)."""
+        if family.standardise_target:
+            return Standardizer.fit(target, weights)
+        return Standardizer(mean=np.asarray(0.0), scale=np.asarray(1.0), constant=np.asarray(False))
+
     def _remember_groups(self, X, positions) -> None:
-        """The grouping columns' positions and names, and each one's slope features."""
+        """The grouping columns' positions and names, and each one's slope features (as
+        positions among the fixed-effect features, the offset column taken out)."""
         self._group_positions = positions
         self._group_names = [self._column_name(X, i) for i in positions]
-        self._slope_features = resolve_random_slopes(
-            X, self._slope_selection(), positions, self.n_features_in_
-        )
+        slopes = resolve_random_slopes(X, self._slope_selection(), positions, self.n_features_in_)
+        self._slope_features = self._slopes_without_offset(X, slopes)
+
+    def _slopes_without_offset(self, X, slopes):
+        position = getattr(self, "_offset_position", None)
+        if position is None:
+            return slopes
+        index = position - sum(1 for g in self._group_positions if g < position)
+        if any(index in factor for factor in slopes):
+            raise ValueError(
+                f"The offset column {self._column_name(X, position)!r} cannot have a random "
+                "slope: its coefficient is fixed at 1."
+            )
+        return [[i - (i > index) for i in factor] for factor in slopes]
 
     def _fit_from_dask(self, X, y, sample_weight):
         raise TypeError(
@@ -161,7 +204,8 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
             spec["complete"](result.draws)
         del spec
         self._draws = self._store_fit(result.draws, n_seen)
-        self.sigma_ = float(np.mean(self._draws["sigma"]))
+        for name in family_named(self._family_name).parameters:  # sigma_, nu_, dispersion_
+            setattr(self, f"{name}_", float(np.mean(self._draws[name])))
         self._store_groups(n_seen)
         self.loss_curve_ = result.loss_curve
         self.n_iter_ = result.n_iter
@@ -297,149 +341,12 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
 
     def _fixed_feature_names(self) -> list[str]:
         """Names of the non-grouping columns (``x<i>`` for arrays), in column order."""
-        grouped = set(self._group_positions)
+        grouped = {*self._group_positions, getattr(self, "_offset_position", None)}
         if hasattr(self, "feature_names_in_"):
             all_names = list(map(str, self.feature_names_in_))
         else:
             all_names = [f"x{i}" for i in range(self.n_features_in_)]
         return [name for i, name in enumerate(all_names) if i not in grouped]
-
-    # ---------------------------------------------------------------- predict
-    def _validate_for_predict(self, X):
-        check_is_fitted(self)
-        features, labels, _ = split_features_and_groups(self, X, self._group_positions, reset=False)
-        codes = []
-        for encoder, column in zip(self._encoders, labels, strict=True):
-            code = encoder.transform(column)
-            warn_if_no_label_seen(encoder, column, code)
-            codes.append(code)
-        return features, codes
-
-    def _predictive_chunks(self, X):
-        """Yield ``(rows, loc, scale)``: each row's mixture over the stored draws."""
-        features, codes = self._validate_for_predict(X)
-        n_draws = self._draws["sigma"].shape[0]
-        chunk = max(1, _CHUNK_CELLS // n_draws)
-        for start in range(0, features.shape[0], chunk):
-            rows = slice(start, start + chunk)
-            loc = self._mean_function(features[rows])
-            variance = np.broadcast_to(self._draws["sigma"] ** 2, loc.shape).copy()
-            for k, code in enumerate(codes):
-                loc, variance = self._add_group(k, code[rows], features[rows], loc, variance)
-            yield rows, loc, np.sqrt(variance)
-
-    def _add_group(self, k, code, features, loc, variance):
-        """Add factor k's effect of each row's group (seen groups) or the spread of a new
-        group's effect (unseen or missing labels) to the draws of each row's mean and
-        variance."""
-        seen = code >= 0
-        effects = self._draws["effects"][k]  # (n_draws, n_groups) or (n_draws, n_groups, q)
-        safe = np.where(seen, code, 0)
-        if effects.ndim == 2:
-            loc = loc + np.where(seen[:, None], effects.T[safe], 0.0)
-            unseen_variance = (self._draws["group_sd"][k] ** 2)[None, :]
-        else:  # intercept and slopes: the group design (1, x_s - centre) of each row
-            centred = features[:, self._slope_features[k]] - self._slope_centre(k)
-            design = np.column_stack([np.ones(len(code)), centred])
-            effect = np.einsum("srq,rq->rs", effects[:, safe, :], design)
-            loc = loc + np.where(seen[:, None], effect, 0.0)
-            spread = np.einsum("rq,sqj->rsj", design, self._draws["group_cov"][k])
-            unseen_variance = np.einsum("rsj,rj->rs", spread, design)
-        variance = variance + np.where(seen[:, None], 0.0, unseen_variance)
-        return loc, variance
-
-    def predict(self, X, return_std=False):
-        """Posterior predictive mean (and standard deviation).
-
-        Rows whose group label was not seen in ``fit`` (or is missing) get the
-        population-level prediction, with the spread of a new group's effect added. When
-        none of the labels of a grouping column in ``X`` was seen in ``fit`` (missing ones
-        aside), a ``UserWarning`` shows some of each: often the labels have another type
-        than in ``fit`` (``1`` and ``"1"`` are different groups). ``predict_interval`` and
-        ``sample_y`` warn alike.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-            Rows to predict.
-        return_std : bool, default=False
-            Also return the predictive standard deviation (parameter uncertainty + noise).
-
-        Returns
-        -------
-        y_mean : ndarray of shape (n_samples,)
-        y_std : ndarray of shape (n_samples,), only if ``return_std``
-        """
-        if is_dask_collection(X):
-            return self._lazy("predict", X, return_std=return_std)
-        means, stds = [], []
-        for _, loc, scale in self._predictive_chunks(X):
-            mean, std = mixture_mean_std(loc, scale)
-            means.append(mean)
-            stds.append(std)
-        mean = np.concatenate(means)
-        return (mean, np.concatenate(stds)) if return_std else mean
-
-    def predict_interval(self, X, coverage=0.9):
-        """Equal-tailed posterior predictive interval.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-            Rows to predict.
-        coverage : float in (0, 1), default=0.9
-            Probability mass between the bounds.
-
-        Returns
-        -------
-        bounds : ndarray of shape (n_samples, 2)
-            Lower and upper bounds.
-        """
-        if not isinstance(coverage, numbers.Real) or not 0.0 < coverage < 1.0:
-            raise ValueError(f"coverage must be a number in (0, 1); got {coverage!r}.")
-        if is_dask_collection(X):
-            return self._lazy("predict_interval", X, coverage=coverage)
-        tail = (1.0 - coverage) / 2.0
-        pieces = []
-        for _, loc, scale in self._predictive_chunks(X):
-            low = mixture_quantile(loc, scale, tail)
-            high = mixture_quantile(loc, scale, 1.0 - tail)
-            pieces.append(np.column_stack([low, high]))
-        return np.concatenate(pieces)
-
-    def sample_y(self, X, n_samples=1, random_state=None):
-        """Draw from the posterior predictive distribution.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_samples_X, n_features)
-            Rows to simulate.
-        n_samples : int, default=1
-            Draws per row.
-        random_state : int, RandomState instance or None, default=None
-            Seed of the draws.
-
-        Returns
-        -------
-        y_samples : ndarray of shape (n_samples_X, n_samples)
-        """
-        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
-        if is_dask_collection(X):
-            return self._lazy("sample_y", X, n_samples=n_samples, random_state=random_state)
-        rng = np.random.default_rng(seed_from_random_state(random_state))
-        pieces = [
-            mixture_sample(loc, scale, int(n_samples), rng)
-            for _, loc, scale in self._predictive_chunks(X)
-        ]
-        return np.concatenate(pieces)
-
-    def _lazy(self, method: str, X, **kwargs):
-        """A prediction method over a Dask collection's partitions, as Dask arrays."""
-        from ._distributed import lazy_prediction
-
-        check_is_fitted(self)
-        return lazy_prediction(self, X, method, **kwargs)
 
     # -------------------------------------------------------------- posterior
     def _posterior_variables(self) -> tuple[dict, dict, dict]:
@@ -454,7 +361,8 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "_draws")
         values, dims, coords = self._posterior_variables()
-        values["sigma"] = self._draws["sigma"]
+        for name in family_named(getattr(self, "_family_name", "gaussian")).parameters:
+            values[name] = self._draws[name]
         for k, name in enumerate(self._group_names):
             dim = f"group_{name}"
             values[f"effect_{name}"] = self._draws["effects"][k]

@@ -1,8 +1,11 @@
-"""Posterior predictive summaries of per-row Gaussian mixtures, in NumPy.
+"""Posterior predictive summaries of per-row mixtures over posterior draws, in NumPy.
 
-Every estimator predicts a row as an equal-weight mixture over posterior draws ``s`` of
-``Normal(loc[s], scale[s])``. These helpers summarise such mixtures, given ``loc`` and
-``scale`` arrays of shape ``(n_rows, n_draws)``.
+Every estimator predicts a row as an equal-weight mixture over posterior draws ``s``: of
+``Normal(loc[s], scale[s])`` for Gaussian models (the functions below, given ``loc`` and
+``scale`` arrays of shape ``(n_rows, n_draws)``), of the family's distribution at the linear
+predictor ``eta[s]`` for the others (``FamilyMixture``). ``GaussianMixture`` and
+``FamilyMixture`` answer the same questions (mean and sd, quantile, draws, log density), so
+the estimators' predict methods do not know the family.
 """
 
 from __future__ import annotations
@@ -10,7 +13,14 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-__all__ = ["mean_over_draws", "mixture_mean_std", "mixture_quantile", "mixture_sample"]
+__all__ = [
+    "FamilyMixture",
+    "GaussianMixture",
+    "mean_over_draws",
+    "mixture_mean_std",
+    "mixture_quantile",
+    "mixture_sample",
+]
 
 _NEWTON_STEPS = 60
 _RELATIVE_TOLERANCE = 1e-8
@@ -83,3 +93,115 @@ def mixture_sample(loc, scale, n_samples: int, rng: np.random.Generator) -> np.n
     rows = np.arange(n_rows)[:, None]
     noise = rng.standard_normal((n_rows, n_samples))
     return loc[rows, which] + scale[rows, which] * noise
+
+
+def _log_mean_exp(values: np.ndarray) -> np.ndarray:
+    """``log(mean(exp(values), axis=1))`` without overflow."""
+    top = np.max(values, axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    return top[:, 0] + np.log(np.mean(np.exp(values - top), axis=1))
+
+
+class GaussianMixture:
+    """Each row's mixture over draws of ``Normal(loc[s], scale[s])``."""
+
+    def __init__(self, loc: np.ndarray, scale: np.ndarray):
+        self.loc, self.scale = loc, scale
+
+    @property
+    def location_draws(self) -> np.ndarray:
+        """Each draw's mean, (n_rows, n_draws)."""
+        return self.loc
+
+    def mean_std(self):
+        return mixture_mean_std(self.loc, self.scale)
+
+    def quantile(self, prob: float) -> np.ndarray:
+        return mixture_quantile(self.loc, self.scale, prob)
+
+    def sample(self, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+        return mixture_sample(self.loc, self.scale, n_samples, rng)
+
+    def log_density(self, y: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (np.asarray(y)[:, None] - self.loc) / self.scale
+            log_pdf = -0.5 * z**2 - np.log(self.scale) - 0.5 * np.log(2.0 * np.pi)
+        return _log_mean_exp(log_pdf)
+
+
+class FamilyMixture:
+    """Each row's mixture over draws of a likelihood family's distribution at ``eta[s]`` (the
+    linear predictor in the user's units, unseen groups' effects drawn once per draw), with
+    the family's own parameters ``params`` (each of shape (n_draws,))."""
+
+    def __init__(self, family, eta: np.ndarray, params: dict):
+        self.family, self.eta = family, eta
+        self.params = {name: np.asarray(value)[None, :] for name, value in params.items()}
+
+    @property
+    def location_draws(self) -> np.ndarray:
+        """Each draw's mean, (n_rows, n_draws)."""
+        return self.family.mean(self.eta, self.params)
+
+    def mean_std(self):
+        means = self.family.mean(self.eta, self.params)
+        variance = np.mean(self.family.variance(self.eta, self.params), axis=1)
+        return means.mean(axis=1), np.sqrt(variance + means.var(axis=1))
+
+    def quantile(self, prob: float) -> np.ndarray:
+        """The smallest value whose mixture CDF reaches ``prob``: bisection between the
+        components' extreme quantiles (the mixture's lies between them), over the integers
+        for count families; continuous families stop at a relative 1e-8 of the bracket."""
+        bounds = self.family.ppf(prob, self.eta, self.params)
+        low, high = np.min(bounds, axis=1), np.max(bounds, axis=1)
+        if self.family.discrete:
+            return self._integer_quantile(prob, low - 1.0, high)
+        return self._continuous_quantile(prob, low, high)
+
+    def _cdf(self, rows, y):
+        return np.mean(self.family.cdf(y, self.eta[rows], self.params), axis=1)
+
+    def _pdf(self, rows, y):
+        return np.mean(np.exp(self.family.log_pdf(y, self.eta[rows], self.params)), axis=1)
+
+    def _integer_quantile(self, prob, low, high):
+        """``low`` has CDF below ``prob``, ``high`` at or above it."""
+        active = np.flatnonzero(high - low > 1.0)
+        while active.size:
+            middle = np.floor(0.5 * (low[active] + high[active]))
+            reached = self._cdf(active, middle) >= prob
+            high[active] = np.where(reached, middle, high[active])
+            low[active] = np.where(reached, low[active], middle)
+            active = active[high[active] - low[active] > 1.0]
+        return high
+
+    def _continuous_quantile(self, prob, low, high):
+        """Newton's method on the mixture CDF inside a bracket that shrinks every step (a
+        bisection step replaces a Newton step that leaves it), as ``mixture_quantile``."""
+        tolerance = _RELATIVE_TOLERANCE * np.maximum(high - low, 1e-300)
+        guess = 0.5 * (low + high)
+        active = np.flatnonzero(high > low)
+        for _ in range(_NEWTON_STEPS):
+            if active.size == 0:
+                break
+            x = guess[active]
+            excess = self._cdf(active, x) - prob
+            lo = np.where(excess < 0, x, low[active])
+            hi = np.where(excess > 0, x, high[active])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                newton = x - excess / self._pdf(active, x)
+            new = np.where((newton > lo) & (newton < hi), newton, 0.5 * (lo + hi))
+            guess[active], low[active], high[active] = new, lo, hi
+            active = active[np.abs(new - x) > tolerance[active]]
+        return guess
+
+    def sample(self, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+        """Pick a posterior draw per sample, then an outcome from its distribution."""
+        n_rows, n_draws = self.eta.shape
+        which = rng.integers(n_draws, size=(n_rows, n_samples))
+        eta = self.eta[np.arange(n_rows)[:, None], which]
+        params = {name: value[0][which] for name, value in self.params.items()}
+        return self.family.sample(eta, params, rng)
+
+    def log_density(self, y: np.ndarray) -> np.ndarray:
+        return _log_mean_exp(self.family.log_pdf(y, self.eta, self.params))

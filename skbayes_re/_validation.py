@@ -22,10 +22,12 @@ __all__ = [
     "is_dask_collection",
     "Standardizer",
     "keep_weighted_rows",
+    "offset_position",
     "resolve_group_columns",
     "resolve_random_slopes",
     "seed_from_random_state",
     "split_features_and_groups",
+    "split_offset",
     "validate_sample_weight",
     "validate_target",
     "warn_if_no_label_seen",
@@ -406,6 +408,29 @@ def split_features_and_groups(estimator, X, groups, *, reset: bool):
         input_name="X",
     )
     return features, label_columns, positions
+
+
+def offset_position(X, offset, group_positions: list[int], n_features: int) -> int | None:
+    """The position in ``X`` of the ``offset`` column (None when there is none); it may not
+    be a grouping column."""
+    if offset is None:
+        return None
+    position = _column_position(X, offset, n_features, "offset")
+    if position in group_positions:
+        raise ValueError(
+            f"offset {offset!r} is also a grouping column; the offset must be a numeric "
+            "column of X (for example a log exposure)."
+        )
+    return position
+
+
+def split_offset(features: np.ndarray, position, group_positions: list[int]):
+    """``(features without the offset column, the offset)``: ``position`` is the offset's
+    column in ``X``, whose grouping columns ``features`` already lacks."""
+    if position is None:
+        return features, None
+    index = position - sum(1 for g in group_positions if g < position)
+    return np.delete(features, index, axis=1), np.ascontiguousarray(features[:, index])
 
 
 def check_labels(labels: pd.Series, name: str) -> None:

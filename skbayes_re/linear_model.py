@@ -1,13 +1,15 @@
-"""Bayesian linear regression with learned noise, fitted by ADVI."""
+"""Bayesian linear regression with learned noise, fitted by ADVI, and the base of the linear
+mixed models: Gaussian ones on sufficient statistics, other likelihood families per row."""
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils import check_consistent_length
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseBayesianRegressor
 from ._predictive import mean_over_draws
@@ -24,17 +26,33 @@ from ._validation import (
 __all__ = ["BayesianLinearRegressor"]
 
 
-class GaussianLinearBase(BaseBayesianRegressor):
-    """Linear mean function plus Gaussian random intercepts (none by default)."""
+class LinearMixedBase(BaseBayesianRegressor):
+    """Linear mean function plus random effects (none by default), any likelihood family."""
 
     _parameter_constraints: dict = {
         **BaseBayesianRegressor._parameter_constraints,
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "likelihood": [StrOptions({"gaussian", "student_t", "poisson", "negative_binomial"})],
+        "offset": [str, Interval(numbers.Integral, None, None, closed="neither"), None],
     }
 
-    def _inference_spec(self, features, target, codes, n_groups, weights) -> dict:
+    def _likelihood_name(self) -> str:
+        return self.likelihood
+
+    def _offset_selection(self):
+        return self.offset
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if self.likelihood in ("poisson", "negative_binomial"):
+            tags.target_tags.positive_only = True
+        return tags
+
+    def _inference_spec(self, features, target, codes, n_groups, weights, offset) -> dict:
         from . import _models
 
+        if self.likelihood != "gaussian":
+            return self._per_row_spec(features, target, codes, n_groups, weights, offset)
         data = _models.gaussian_re_statistics_chunked(
             self._row_chunks(features, target, weights),
             codes,
@@ -43,6 +61,47 @@ class GaussianLinearBase(BaseBayesianRegressor):
             self._slope_features,
         )
         return self._spec_from_statistics(data)
+
+    def _per_row_spec(self, features, target, codes, n_groups, weights, offset) -> dict:
+        """A likelihood without sufficient statistics: the per-row model (``_models/glmm.py``),
+        in minibatches beyond ``MINIBATCH_ROWS`` rows (of ``batch_size`` rows when given)."""
+        from . import _models
+
+        if offset is not None:
+            offset = offset / float(self._y_scaler.scale)
+        data = _models.glmm_data(
+            self._x_scaler.transform(features),
+            target,
+            codes,
+            n_groups,
+            offset,
+            weights,
+            self.prior_scale,
+            self._slope_features,
+            _models.family_named(self.likelihood),
+        )
+        n_rows = len(target)
+        minibatch = n_rows > _models.MINIBATCH_ROWS or (self.batch_size or n_rows) < n_rows
+        return {
+            "key": _models.glmm_structure(data, self.likelihood),
+            "build": functools.partial(_models.build_glmm, family_name=self.likelihood),
+            "data": data,
+            "init": _models.glmm_init(data, self.likelihood, self._slope_features),
+            "move": _models.group_scale_move(self.prior_scale),
+            "complete": _models.glmm_complete_draws(data),
+            "row_data": _models.glmm_row_data(data) if minibatch else (),
+            "batch_size": (self.batch_size or _models.MINIBATCH_SIZE) if minibatch else None,
+        }
+
+    def _gaussian_only(self, route: str) -> None:
+        """Sufficient statistics carry partial_fit and Dask input: Gaussian models only."""
+        if self.likelihood != "gaussian" or self.offset is not None:
+            raise ValueError(
+                f"{route} needs likelihood='gaussian' without an offset (its rows are reduced "
+                f"to the Gaussian model's sufficient statistics); got likelihood="
+                f"{self.likelihood!r}, offset={self.offset!r}. Use fit on data in memory."
+            )
+        self._family_name, self._offset_position = "gaussian", None
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
@@ -77,6 +136,7 @@ class GaussianLinearBase(BaseBayesianRegressor):
 
         if any(map(is_dask_collection, (X, y, sample_weight))):
             raise TypeError("partial_fit takes in-memory batches; fit takes Dask collections.")
+        self._gaussian_only("partial_fit")
         first = not hasattr(self, "_stream")
         groups = self._group_selection() if first else self._group_positions
         features, labels, positions = split_features_and_groups(self, X, groups, reset=first)
@@ -98,6 +158,7 @@ class GaussianLinearBase(BaseBayesianRegressor):
 
     def _fit_from_dask(self, X, y, sample_weight):
         """Fit from a Dask DataFrame or array: statistics computed on the workers."""
+        self._gaussian_only("Dask input")
         from ._distributed import dask_fit_statistics
         from ._models.statistics import finish_statistics
 
@@ -154,11 +215,15 @@ class GaussianLinearBase(BaseBayesianRegressor):
             yield self._x_scaler.transform(features[rows]), target[rows], block_weights
 
     def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
-        from ._models import gaussian_re_to_original
+        from ._models import glmm_to_original, gaussian_re_to_original
 
-        kept = gaussian_re_to_original(
-            draws, self._x_scaler, self._y_scaler, n_seen, self._slope_features
-        )
+        scalers = (self._x_scaler, self._y_scaler)
+        if self._family_name == "gaussian":
+            kept = gaussian_re_to_original(draws, *scalers, n_seen, self._slope_features)
+        else:
+            kept = glmm_to_original(
+                draws, *scalers, n_seen, self._slope_features, self._family_name
+            )
         self.coef_ = kept["coef"].mean(axis=0)
         self.intercept_ = float(mean_over_draws(kept["intercept"]))
         return kept
@@ -172,7 +237,7 @@ class GaussianLinearBase(BaseBayesianRegressor):
         return values, {"coef": ["feature"]}, {"feature": names}
 
 
-class BayesianLinearRegressor(GaussianLinearBase):
+class BayesianLinearRegressor(LinearMixedBase):
     """Bayesian linear regression with learned noise, fitted by variational inference.
 
     The model, on internally standardised features and target, is
@@ -252,6 +317,8 @@ class BayesianLinearRegressor(GaussianLinearBase):
     def __init__(
         self,
         *,
+        likelihood="gaussian",
+        offset=None,
         method="advi",
         learning_rate=0.05,
         max_iter=10_000,
@@ -263,6 +330,8 @@ class BayesianLinearRegressor(GaussianLinearBase):
         batch_size=None,
     ):
         self.batch_size = batch_size
+        self.likelihood = likelihood
+        self.offset = offset
         self.method = method
         self.learning_rate = learning_rate
         self.max_iter = max_iter

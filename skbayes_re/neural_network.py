@@ -244,7 +244,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         return self.groups
 
     # ------------------------------------------------------------------ hooks
-    def _inference_spec(self, features, target, codes, n_groups, weights) -> dict:
+    def _inference_spec(self, features, target, codes, n_groups, weights, offset) -> dict:
         from . import _models
 
         sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)

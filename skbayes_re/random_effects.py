@@ -3,12 +3,12 @@ with correlated random slopes."""
 
 from __future__ import annotations
 
-from .linear_model import GaussianLinearBase
+from .linear_model import LinearMixedBase
 
 __all__ = ["RandomEffectsRegressor", "RandomInterceptRegressor"]
 
 
-class RandomInterceptRegressor(GaussianLinearBase):
+class RandomInterceptRegressor(LinearMixedBase):
     """Linear regression with random intercepts for one or more grouping columns.
 
     The model, on internally standardised features and target, is
@@ -114,7 +114,7 @@ class RandomInterceptRegressor(GaussianLinearBase):
     """
 
     _parameter_constraints: dict = {
-        **GaussianLinearBase._parameter_constraints,
+        **LinearMixedBase._parameter_constraints,
         "groups": [str, "array-like", None],
     }
 
@@ -122,6 +122,8 @@ class RandomInterceptRegressor(GaussianLinearBase):
         self,
         *,
         groups="from_dtype",
+        likelihood="gaussian",
+        offset=None,
         method="advi",
         learning_rate=0.05,
         max_iter=10_000,
@@ -133,6 +135,8 @@ class RandomInterceptRegressor(GaussianLinearBase):
         batch_size=None,
     ):
         self.batch_size = batch_size
+        self.likelihood = likelihood
+        self.offset = offset
         self.groups = groups
         self.method = method
         self.learning_rate = learning_rate
@@ -147,7 +151,7 @@ class RandomInterceptRegressor(GaussianLinearBase):
         return self.groups
 
 
-class RandomEffectsRegressor(GaussianLinearBase):
+class RandomEffectsRegressor(LinearMixedBase):
     """Linear mixed model with random intercepts and correlated random slopes.
 
     ``random_slopes={"subject": ["days"]}`` is lme4's ``y ~ days + (1 + days | subject)``:
@@ -291,6 +295,8 @@ class RandomEffectsRegressor(GaussianLinearBase):
         *,
         groups="from_dtype",
         random_slopes=None,
+        likelihood="gaussian",
+        offset=None,
         method="advi",
         learning_rate=0.05,
         max_iter=10_000,
@@ -302,6 +308,8 @@ class RandomEffectsRegressor(GaussianLinearBase):
         batch_size=None,
     ):
         self.batch_size = batch_size
+        self.likelihood = likelihood
+        self.offset = offset
         self.groups = groups
         self.random_slopes = random_slopes
         self.method = method

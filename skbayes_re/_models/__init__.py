@@ -13,6 +13,9 @@ back-transform together:
 * ``slopes``: correlated random slopes for that model (LKJ prior, non-centred);
 * ``collapsed``: a factor with slopes integrated out of that model's likelihood;
 * ``network``: a neural-network mean function with random intercepts;
+* ``families``: the likelihood families (one module each: name, link, support, log density,
+  predictive pieces);
+* ``glmm``: the linear mixed model for any family but the Gaussian, written per row;
 * ``centring``: where a slope factor's stored intercept sits (NumPy only);
 * ``constant``: any model's posterior for a constant target (every parameter at zero);
 * ``_ops``: graph building blocks without BLAS ops (one C module per compiled step).
@@ -41,6 +44,18 @@ _EXPORTS = {
         "mark_centred",
         "rescale_group_scales",
         "rewrites_excluded",
+    ],
+    "families": ["FAMILIES", "family_named"],
+    "glmm": [
+        "MINIBATCH_ROWS",
+        "MINIBATCH_SIZE",
+        "build_glmm",
+        "glmm_complete_draws",
+        "glmm_data",
+        "glmm_init",
+        "glmm_row_data",
+        "glmm_structure",
+        "glmm_to_original",
     ],
     "linear": [
         "build_linear_model",

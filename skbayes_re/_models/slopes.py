@@ -94,13 +94,16 @@ def _unit(size: int, *index: int) -> np.ndarray:
     return unit
 
 
-def correlated_effects(box, scale, k: int, size: int):
-    """Effects ``u_g = diag(tau) L z_g`` of factor k, a groups x ``size`` matrix."""
+def correlated_effects(box, scale, k: int, size: int, n_groups=None):
+    """Effects ``u_g = diag(tau) L z_g`` of factor k, a groups x ``size`` matrix (``n_groups``
+    rows: by default the length of the factor's statistics)."""
     tau = pm.HalfNormal(f"sigma_group_{k}", scale, shape=(size,))
     raw = pm.Flat(f"corr_group_{k}", shape=(size * (size - 1) // 2,))
     chol, log_density = lkj_cholesky(raw, size)
     pm.Potential(f"lkj_group_{k}", log_density)
-    z = pm.Normal(f"z_group_{k}", 0.0, 1.0, shape=(box[f"vty_{k}"].shape[0], size))
+    if n_groups is None:
+        n_groups = box[f"vty_{k}"].shape[0]
+    z = pm.Normal(f"z_group_{k}", 0.0, 1.0, shape=(n_groups, size))
     return matmul(z, (tau[:, None] * chol).T)
 
 

@@ -116,6 +116,8 @@ def aliased_factors(data: dict) -> list[tuple[int, int]]:
     """Pairs of grouping factors that split the rows into the same groups (one a relabelling
     of the other), from finished statistics: every group has rows, so two factors do when as
     many distinct pairs of their groups share rows as each factor has groups."""
+    if "groups_0" in data:  # per-row data (``glmm.py``): from the rows' codes
+        return _aliased_codes(data)
     aliased = []
     for name, first in data.items():
         if not name.startswith("pair_first_"):
@@ -123,6 +125,21 @@ def aliased_factors(data: dict) -> list[tuple[int, int]]:
         k, m = (int(i) for i in name.removeprefix("pair_first_").split("_"))
         if len(first) == _n_groups(data, k) == _n_groups(data, m):
             aliased.append((k, m))
+    return aliased
+
+
+def _aliased_codes(data: dict) -> list[tuple[int, int]]:
+    """``aliased_factors`` for per-row data: ``group_<k>`` codes, ``groups_<k>`` sizes."""
+    n_factors = sum(1 for name in data if name.startswith("groups_"))
+    aliased = []
+    for k in range(n_factors):
+        for m in range(k + 1, n_factors):
+            size_k, size_m = len(data[f"groups_{k}"]), len(data[f"groups_{m}"])
+            if size_k != size_m:
+                continue
+            pairs = data[f"group_{k}"].astype(np.int64) * size_m + data[f"group_{m}"]
+            if len(np.unique(pairs)) == size_k:
+                aliased.append((k, m))
     return aliased
 
 

@@ -79,7 +79,9 @@ def group_lines_table(estimator, X, y=None, group=None, feature=None, *, labels=
     for label in chosen:
         rows = np.flatnonzero(codes[k] == categories.index(label))
         grid_X, grid_features = _grid_rows(estimator, X, rows, k, j, grid)
-        loc = np.concatenate([chunk[1] for chunk in estimator._predictive_chunks(grid_X)])
+        loc = np.concatenate(
+            [mixture.location_draws for _, mixture in estimator._predictive_chunks(grid_X)]
+        )
         population = estimator._mean_function(grid_features).mean(axis=1)
         low, high = np.quantile(loc, [tail, 1.0 - tail], axis=1)
         pieces.append(
