@@ -1,24 +1,29 @@
-"""The shared estimator base: fit driver, group handling and posterior predictive methods.
+"""The shared estimator base: fit driver, group handling and the fitted posterior.
 
-A subclass states its model through three hooks:
+A subclass states its model through hooks:
 
-* ``_inference_spec(features, target, codes, n_groups, weights)``: what to hand the ADVI
-  engine (structure key, model builder, data, initialiser, and optionally the per-row arrays
-  and batch size of minibatch ADVI), given the features in the user's units (standardise
-  them with ``self._x_scaler``, in blocks when the model allows, so large data are not copied
-  whole), the standardised target, the group codes and the rows' weights (None when every
-  row has weight 1; rows of weight 0 are already dropped);
+* ``_inference_spec(features, target, codes, n_groups, weights, offset)``: what to hand the
+  ADVI engine (structure key, model builder, data, initialiser, and optionally the per-row
+  arrays and batch size of minibatch ADVI), given the features in the user's units
+  (standardise them with ``self._x_scaler``, in blocks when the model allows, so large data
+  are not copied whole), the target on the model's scale (standardised, or in its units for
+  log-link families), the group codes, the rows' weights (None when every row has weight 1;
+  rows of weight 0 are already dropped) and the offset column (None without one, or when
+  an identity link has already taken it out of the target);
 * ``_store_fit(draws, n_seen)``: turn the engine's standardised-scale draws into fitted
   attributes and the original-scale draws kept for prediction;
 * ``_mean_function(features)``: the population-level mean of each row under each stored draw,
-  shape ``(n_rows, n_draws)``, on the original scale.
+  shape ``(n_rows, n_draws)``, on the original scale (the linear predictor for log links);
+* ``_likelihood_name()`` and ``_offset_selection()``: the likelihood family and the offset
+  column, for estimators that take them.
 
 Everything else (validation, sample weights, standardisation, group encoding, the offset
-column, the likelihood family's target check, a constant target, ``posterior_``) is here, once;
-``predict``, ``predict_interval`` and ``sample_y`` come from ``_prediction.PredictiveMixin``. A constant target is fitted without the engine: its posterior is every parameter of
-the standardised model at zero (no noise, no coefficients, no group effects), so
-predictions equal the constant exactly, with zero spread. Prediction is NumPy only:
-the PyMC stack is imported when a model is fitted, never when a fitted one predicts.
+column, the family's target check, a constant target, ``posterior_``) is here, once;
+``predict``, ``predict_interval`` and ``sample_y`` come from ``_prediction.PredictiveMixin``.
+A constant target is fitted without the engine: its posterior is every parameter of the
+standardised model at zero (no noise, no coefficients, no group effects), so predictions
+equal the constant exactly, with zero spread. Prediction is NumPy only: the PyMC stack is
+imported when a model is fitted, never when a fitted one predicts.
 """
 
 from __future__ import annotations

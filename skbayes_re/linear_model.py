@@ -215,7 +215,7 @@ class LinearMixedBase(BaseBayesianRegressor):
             yield self._x_scaler.transform(features[rows]), target[rows], block_weights
 
     def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
-        from ._models import glmm_to_original, gaussian_re_to_original
+        from ._models import gaussian_re_to_original, glmm_to_original
 
         scalers = (self._x_scaler, self._y_scaler)
         if self._family_name == "gaussian":
