@@ -34,7 +34,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._models.centring import intercept_at_zero
-from ._predictive import mixture_mean_std, mixture_quantile, mixture_sample
+from ._predictive import mixture_log_density, mixture_mean_std, mixture_quantile, mixture_sample
 from ._validation import (
     GroupEncoder,
     Standardizer,
@@ -431,6 +431,18 @@ class BaseBayesianRegressor(RegressorMixin, BaseEstimator):
         pieces = [
             mixture_sample(loc, scale, int(n_samples), rng)
             for _, loc, scale in self._predictive_chunks(X)
+        ]
+        return np.concatenate(pieces)
+
+    def _log_predictive_density(self, X, y):
+        """Log posterior predictive density of each row's target, shape (n_samples,): the
+        log of the mean over the stored draws of the row's Normal density at ``y``
+        (``skbayes_re.metrics.log_predictive_density`` averages it over rows)."""
+        target = validate_target(y)
+        check_consistent_length(X, target)
+        pieces = [
+            mixture_log_density(loc, scale, target[rows])
+            for rows, loc, scale in self._predictive_chunks(X)
         ]
         return np.concatenate(pieces)
 

@@ -8,13 +8,20 @@ Every estimator predicts a row as an equal-weight mixture over posterior draws `
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import logsumexp, ndtr, ndtri
 
-__all__ = ["mean_over_draws", "mixture_mean_std", "mixture_quantile", "mixture_sample"]
+__all__ = [
+    "mean_over_draws",
+    "mixture_log_density",
+    "mixture_mean_std",
+    "mixture_quantile",
+    "mixture_sample",
+]
 
 _NEWTON_STEPS = 60
 _RELATIVE_TOLERANCE = 1e-8
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+_HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
 def mean_over_draws(draws: np.ndarray) -> np.ndarray:
@@ -83,3 +90,13 @@ def mixture_sample(loc, scale, n_samples: int, rng: np.random.Generator) -> np.n
     rows = np.arange(n_rows)[:, None]
     noise = rng.standard_normal((n_rows, n_samples))
     return loc[rows, which] + scale[rows, which] * noise
+
+
+def mixture_log_density(loc: np.ndarray, scale: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Log density of each row's mixture at its ``y`` (shape ``(n_rows,)``): the log of the
+    mean over draws of ``Normal(y | loc, scale)``, by log-sum-exp of the components' log
+    densities, so a ``y`` far in a tail gets a finite value where the density itself would
+    underflow to 0."""
+    z = (y[:, None] - loc) / scale
+    log_components = -0.5 * z**2 - np.log(scale) - _HALF_LOG_2PI
+    return logsumexp(log_components, axis=1) - np.log(loc.shape[1])
