@@ -96,7 +96,11 @@ def mixture_log_density(loc: np.ndarray, scale: np.ndarray, y: np.ndarray) -> np
     """Log density of each row's mixture at its ``y`` (shape ``(n_rows,)``): the log of the
     mean over draws of ``Normal(y | loc, scale)``, by log-sum-exp of the components' log
     densities, so a ``y`` far in a tail gets a finite value where the density itself would
-    underflow to 0."""
-    z = (y[:, None] - loc) / scale
-    log_components = -0.5 * z**2 - np.log(scale) - _HALF_LOG_2PI
+    underflow to 0. A component of zero scale (a noise-free fit) is a point mass: +inf at
+    its ``loc``, -inf elsewhere."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (y[:, None] - loc) / scale
+        log_components = -0.5 * z**2 - np.log(scale) - _HALF_LOG_2PI
+    point_mass = np.where(y[:, None] == loc, np.inf, -np.inf)
+    log_components = np.where(scale > 0.0, log_components, point_mass)
     return logsumexp(log_components, axis=1) - np.log(loc.shape[1])

@@ -184,6 +184,14 @@ def test_log_predictive_density_of_a_mixture_is_finite_far_in_a_tail(linear, mon
     assert np.mean(norm.pdf(200.0, loc[1], scale[1])) == 0.0
 
 
+def test_log_predictive_density_of_a_noise_free_fit_is_a_point_mass():
+    X = pd.DataFrame({"x": np.arange(20.0), "g": pd.Categorical(np.arange(20) % 4)})
+    with pytest.warns(UserWarning, match="y is constant"):
+        model = RandomInterceptRegressor(random_state=0).fit(X, np.full(20, 3.0))
+    per_row = model._log_predictive_density(X.iloc[:3], [3.0, 3.5, 3.0])
+    assert per_row.tolist() == [np.inf, -np.inf, np.inf]
+
+
 def test_log_predictive_density_of_a_fit_is_the_gaussian_noise_density(linear):
     X, y, model = linear
     mean, std = model.predict(X, return_std=True)
