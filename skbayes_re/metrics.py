@@ -84,7 +84,7 @@ __all__ = [
 _NOMINAL_LEVEL = 0.9  # the coverage_error scorer's interval level
 _SCORER_DRAWS = 500  # predictive draws per row of the neg_crps scorer
 _SCORER_SEED = 0
-_BUILTIN_SCORERS = {"r2", "neg_mean_absolute_error", "accuracy"}  # marks a names set
+_BUILTIN_SCORERS = {"r2", "neg_mean_absolute_error", "accuracy"}  # in every set of names
 
 
 # ---------------------------------------------------------------------------- arrays
