@@ -454,8 +454,8 @@ def _scorer_name_sets():
 
 def _scoring_constraints(owner) -> list:
     """What a validated function or estimator class accepts as ``scoring``."""
-    validated = isinstance(owner, type)
-    attribute = "_parameter_constraints" if validated else "_skl_parameter_constraints"
+    is_class = isinstance(owner, type)
+    attribute = "_parameter_constraints" if is_class else "_skl_parameter_constraints"
     constraints = getattr(owner, attribute, None)
     return constraints.get("scoring", []) if isinstance(constraints, dict) else []
 

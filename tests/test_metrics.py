@@ -4,6 +4,7 @@ and the scorers in GridSearchCV and grouped cross-validation. Every test uses fi
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 
@@ -219,6 +220,7 @@ def test_scorers_by_name_are_ours_and_deterministic(linear):
     for name, scorer in SCORERS.items():
         assert type(get_scorer(name)) is type(scorer)
         assert get_scorer(name)(model, X, y) == scorer(model, X, y)
+        assert pickle.loads(pickle.dumps(scorer))(model, X, y) == scorer(model, X, y)  # n_jobs
     assert SCORERS["neg_crps"](model, X, y) == -crps(model, X, y)
     assert SCORERS["log_predictive_density"](model, X, y) == log_predictive_density(model, X, y)
     assert SCORERS["coverage_error"](model, X, y) == -abs(coverage(model, X, y) - 0.9)
