@@ -16,6 +16,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from sklearn.utils import check_consistent_length
 from sklearn.utils.validation import check_is_fitted
 
 from ._models.families import family_named
@@ -25,6 +26,7 @@ from ._validation import (
     seed_from_random_state,
     split_features_and_groups,
     split_offset,
+    validate_target,
     warn_if_no_label_seen,
 )
 
@@ -186,6 +188,15 @@ class PredictiveMixin:
             return self._lazy("sample_y", X, n_samples=n_samples, random_state=random_state)
         rng = np.random.default_rng(seed_from_random_state(random_state))
         pieces = [mixture.sample(int(n_samples), rng) for _, mixture in self._predictive_chunks(X)]
+        return np.concatenate(pieces)
+
+    def _log_predictive_density(self, X, y):
+        """Log posterior predictive density (a probability for counts) of each row's target,
+        shape (n_samples,): the log of the mean over the stored draws of the row's density
+        at ``y`` (``skbayes_re.metrics.log_predictive_density`` averages it over rows)."""
+        target = validate_target(y)
+        check_consistent_length(X, target)
+        pieces = [mixture.log_density(target[rows]) for rows, mixture in self._predictive_chunks(X)]
         return np.concatenate(pieces)
 
     def _lazy(self, method: str, X, **kwargs):

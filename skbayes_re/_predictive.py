@@ -11,12 +11,13 @@ the estimators' predict methods do not know the family.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import logsumexp, ndtr, ndtri
 
 __all__ = [
     "FamilyMixture",
     "GaussianMixture",
     "mean_over_draws",
+    "mixture_log_density",
     "mixture_mean_std",
     "mixture_quantile",
     "mixture_sample",
@@ -25,6 +26,7 @@ __all__ = [
 _NEWTON_STEPS = 60
 _RELATIVE_TOLERANCE = 1e-8
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+_HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
 def mean_over_draws(draws: np.ndarray) -> np.ndarray:
@@ -95,11 +97,18 @@ def mixture_sample(loc, scale, n_samples: int, rng: np.random.Generator) -> np.n
     return loc[rows, which] + scale[rows, which] * noise
 
 
-def _log_mean_exp(values: np.ndarray) -> np.ndarray:
-    """``log(mean(exp(values), axis=1))`` without overflow."""
-    top = np.max(values, axis=1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    return top[:, 0] + np.log(np.mean(np.exp(values - top), axis=1))
+def mixture_log_density(loc: np.ndarray, scale: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Log density of each row's mixture at its ``y`` (shape ``(n_rows,)``): the log of the
+    mean over draws of ``Normal(y | loc, scale)``, by log-sum-exp of the components' log
+    densities, so a ``y`` far in a tail gets a finite value where the density itself would
+    underflow to 0. A component of zero scale (a noise-free fit) is a point mass: +inf at
+    its ``loc``, -inf elsewhere."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (y[:, None] - loc) / scale
+        log_components = -0.5 * z**2 - np.log(scale) - _HALF_LOG_2PI
+    point_mass = np.where(y[:, None] == loc, np.inf, -np.inf)
+    log_components = np.where(scale > 0.0, log_components, point_mass)
+    return logsumexp(log_components, axis=1) - np.log(loc.shape[1])
 
 
 class GaussianMixture:
@@ -123,10 +132,7 @@ class GaussianMixture:
         return mixture_sample(self.loc, self.scale, n_samples, rng)
 
     def log_density(self, y: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = (np.asarray(y)[:, None] - self.loc) / self.scale
-            log_pdf = -0.5 * z**2 - np.log(self.scale) - 0.5 * np.log(2.0 * np.pi)
-        return _log_mean_exp(log_pdf)
+        return mixture_log_density(self.loc, self.scale, np.asarray(y))
 
 
 class FamilyMixture:
@@ -204,4 +210,5 @@ class FamilyMixture:
         return self.family.sample(eta, params, rng)
 
     def log_density(self, y: np.ndarray) -> np.ndarray:
-        return _log_mean_exp(self.family.log_pdf(y, self.eta, self.params))
+        log_components = self.family.log_pdf(np.asarray(y), self.eta, self.params)
+        return logsumexp(log_components, axis=1) - np.log(self.eta.shape[1])

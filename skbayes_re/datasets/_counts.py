@@ -98,9 +98,8 @@ def load_mmmec(return_description=False):
     9 nations). Male deaths from melanoma with the deaths expected from national rates, and
     the county's UV-B dose: the usual model is Poisson with the log expected deaths as
     offset, ``deaths ~ uvb + offset(log(expected)) + (1 | nation) + (1 | region)``.
-    The estimators take no offset: ``log_expected`` is a feature whose coefficient is learned
-    (a Poisson model would fix it at 1), or model ``np.log(y / np.exp(X["log_expected"]))``,
-    the log standardised mortality ratio, without it. Each row is a county, so ``county``
+    Pass ``offset="log_expected"`` with ``likelihood="poisson"`` (or
+    ``"negative_binomial"``) to fix its coefficient at 1. Each row is a county, so ``county``
     labels single rows: as a grouping column of a count model it is an observation-level
     effect (over-dispersion), and in a Gaussian model it cannot be told apart from the
     noise; drop it there.
