@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils import check_consistent_length
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import BaseBayesianRegressor
@@ -24,6 +25,12 @@ from ._validation import (
 )
 
 __all__ = ["BayesianLinearRegressor"]
+
+_GAUSSIAN_ONLY = (
+    "{} needs likelihood='gaussian' without an offset (its rows are reduced to the Gaussian "
+    "model's sufficient statistics); got likelihood={!r}, offset={!r}. Use fit on data in "
+    "memory."
+)
 
 
 class LinearMixedBase(BaseBayesianRegressor):
@@ -96,13 +103,17 @@ class LinearMixedBase(BaseBayesianRegressor):
     def _gaussian_only(self, route: str) -> None:
         """Sufficient statistics carry partial_fit and Dask input: Gaussian models only."""
         if self.likelihood != "gaussian" or self.offset is not None:
-            raise ValueError(
-                f"{route} needs likelihood='gaussian' without an offset (its rows are reduced "
-                f"to the Gaussian model's sufficient statistics); got likelihood="
-                f"{self.likelihood!r}, offset={self.offset!r}. Use fit on data in memory."
-            )
+            raise ValueError(_GAUSSIAN_ONLY.format(route, self.likelihood, self.offset))
         self._family_name, self._offset_position = "gaussian", None
 
+    def _has_statistics(self) -> bool:
+        """``partial_fit`` exists for Gaussian models without an offset (an
+        ``AttributeError`` that says so for the others)."""
+        if self.likelihood != "gaussian" or self.offset is not None:
+            raise AttributeError(_GAUSSIAN_ONLY.format("partial_fit", self.likelihood, self.offset))
+        return True
+
+    @available_if(_has_statistics)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Add a batch of rows and refit the posterior on every row seen so far.
@@ -136,7 +147,7 @@ class LinearMixedBase(BaseBayesianRegressor):
 
         if any(map(is_dask_collection, (X, y, sample_weight))):
             raise TypeError("partial_fit takes in-memory batches; fit takes Dask collections.")
-        self._gaussian_only("partial_fit")
+        self._gaussian_only("partial_fit")  # for calls through the class
         first = not hasattr(self, "_stream")
         groups = self._group_selection() if first else self._group_positions
         features, labels, positions = split_features_and_groups(self, X, groups, reset=first)

@@ -181,7 +181,11 @@ def test_bad_input_is_a_clear_error(kwargs, y, message):
 def test_streaming_and_dask_routes_refuse_other_likelihoods():
     X, y, _ = _grouped_counts(10, n_rows=100)
     model = RandomInterceptRegressor(likelihood="poisson")
-    with pytest.raises(ValueError, match="partial_fit needs likelihood='gaussian'"):
+    assert not hasattr(model, "partial_fit")
+    with pytest.raises(AttributeError, match="partial_fit needs likelihood='gaussian'"):
         model.partial_fit(X, y)
-    with pytest.raises(ValueError, match="offset="):
+    with pytest.raises(AttributeError, match="offset="):
         RandomInterceptRegressor(offset="log_exposure").partial_fit(X, y)
+    dd = pytest.importorskip("dask.dataframe")
+    with pytest.raises(ValueError, match="Dask input needs likelihood='gaussian'"):
+        model.fit(dd.from_pandas(X, npartitions=2), dd.from_array(y))
