@@ -87,13 +87,15 @@ class LinearMixedBase(BaseBayesianRegressor):
             self._slope_features,
             _models.family_named(self.likelihood),
         )
+        start = _models.glmm_start(data, self.likelihood, self._slope_features)
+        data = _models.mark_centred_glmm(data, start)
         n_rows = len(target)
         minibatch = n_rows > _models.MINIBATCH_ROWS or (self.batch_size or n_rows) < n_rows
         return {
             "key": _models.glmm_structure(data, self.likelihood),
             "build": functools.partial(_models.build_glmm, family_name=self.likelihood),
             "data": data,
-            "init": _models.glmm_init(data, self.likelihood, self._slope_features),
+            "init": _models.glmm_init(data, start),
             "move": _models.group_scale_move(self.prior_scale),
             "complete": _models.glmm_complete_draws(data),
             "row_data": _models.glmm_row_data(data) if minibatch else (),

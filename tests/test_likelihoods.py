@@ -182,10 +182,12 @@ def test_streaming_and_dask_routes_refuse_other_likelihoods():
     X, y, _ = _grouped_counts(10, n_rows=100)
     model = RandomInterceptRegressor(likelihood="poisson")
     assert not hasattr(model, "partial_fit")
-    with pytest.raises(AttributeError, match="partial_fit needs likelihood='gaussian'"):
+    with pytest.raises(AttributeError, match="no attribute 'partial_fit'") as raised:
         model.partial_fit(X, y)
-    with pytest.raises(AttributeError, match="offset="):
+    assert "partial_fit needs likelihood='gaussian'" in str(raised.value.__cause__)
+    with pytest.raises(AttributeError) as raised:
         RandomInterceptRegressor(offset="log_exposure").partial_fit(X, y)
+    assert "offset='log_exposure'" in str(raised.value.__cause__)
     dd = pytest.importorskip("dask.dataframe")
     with pytest.raises(ValueError, match="Dask input needs likelihood='gaussian'"):
         model.fit(dd.from_pandas(X, npartitions=2), dd.from_array(y))

@@ -53,6 +53,8 @@ _EXPORTS = {
         "glmm_complete_draws",
         "glmm_data",
         "glmm_init",
+        "glmm_start",
+        "mark_centred_glmm",
         "glmm_row_data",
         "glmm_structure",
         "glmm_to_original",

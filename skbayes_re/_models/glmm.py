@@ -36,6 +36,8 @@ __all__ = [
     "glmm_complete_draws",
     "glmm_data",
     "glmm_init",
+    "glmm_start",
+    "mark_centred_glmm",
     "glmm_row_data",
     "glmm_structure",
     "glmm_to_original",
@@ -104,7 +106,8 @@ def glmm_structure(data: dict, family_name: str) -> tuple:
     """What fixes the compiled graph: the family, whether there are features, and each
     factor's group-design width (row, feature and group counts stay symbolic)."""
     has_features = data["features"].shape[1] > 0
-    return ("glmm", family_name, has_features, _factor_sizes(data))
+    centred = tuple(k for k in range(len(_factor_sizes(data))) if f"centred_{k}" in data)
+    return ("glmm", family_name, has_features, _factor_sizes(data), centred)
 
 
 def build_glmm(data: dict, family_name: str) -> pm.Model:
@@ -126,19 +129,21 @@ def build_glmm(data: dict, family_name: str) -> pm.Model:
 
 
 def _factor_term(box, scale, k: int, size: int):
-    """Each row's effect of factor k: its group's intercept, or the group design times its
-    group's effects (non-centred in both cases)."""
+    """Each row's effect of factor k: its group's intercept (centred where the data mark it
+    so, see :func:`mark_centred_glmm`), or the group design times its group's effects."""
     code, n_groups = box[f"group_{k}"], box[f"groups_{k}"].shape[0]
     if size == 1:
         sigma_k = pm.HalfNormal(f"sigma_group_{k}", scale)
+        if f"centred_{k}" in box:
+            return pm.Normal(f"u_group_{k}", 0.0, sigma_k, shape=(n_groups,))[code]
         return (sigma_k * pm.Normal(f"z_group_{k}", 0.0, 1.0, shape=(n_groups,)))[code]
     effects = correlated_effects(box, scale, k, size, n_groups=n_groups)
     return pt.sum(box[f"design_{k}"] * effects[code], axis=1)
 
 
 # ----------------------------------------------------------------------------- start
-def glmm_init(data: dict, family_name: str, slopes: list[list[int]]):
-    """The engine's initialiser: the Gaussian mixed model's closed-form start on a working
+def glmm_start(data: dict, family_name: str, slopes: list[list[int]]) -> tuple[dict, dict]:
+    """Starting means and sds: the Gaussian mixed model's closed-form start on a working
     response, then the family's own parameters from that fit's linear predictor.
 
     Identity link: the target itself. Log link: penalised iteratively reweighted least
@@ -175,11 +180,37 @@ def glmm_init(data: dict, family_name: str, slopes: list[list[int]]):
     else:
         means, sds, fitted = gaussian_start(target - shift, data["row_weight"])
     own_means, own_sds = family.start(target, fitted + shift, data["row_weight"])
+    return means | own_means, sds | own_sds
+
+
+def mark_centred_glmm(data: dict, start: tuple[dict, dict]) -> dict:
+    """Mark (``centred_<k>``) the random-intercept factors whose groups the data inform well:
+    where the start's conditional variance of a group's effect is on average under half its
+    prior variance (``slopes.centred_factors`` gives the reasons). Non-centred,
+    a mean-field fit of such a factor shrinks its scale (MASS ``epil``, Poisson: the subject
+    sd 0.35 NUTS posterior sds below NUTS's mean; centred, within 0.1)."""
+    means, sds = start
+    marked = dict(data)
+    for k, size in enumerate(_factor_sizes(data)):
+        if size == 1 and np.mean(np.square(sds.get(f"z_group_{k}", 1.0))) < 0.5:
+            marked[f"centred_{k}"] = np.asarray(1.0)
+    return marked
+
+
+def glmm_init(data: dict, start: tuple[dict, dict]):
+    """The engine's initialiser from :func:`glmm_start`: centred factors start at the
+    effects ``u = sigma z`` (means and sds)."""
+    means, sds = dict(start[0]), dict(start[1])
+    for k in range(len(_factor_sizes(data))):
+        if f"centred_{k}" in data:
+            sigma_k = np.exp(means[f"sigma_group_{k}_log__"])
+            means[f"u_group_{k}"] = sigma_k * means.pop(f"z_group_{k}")
+            sds[f"u_group_{k}"] = sigma_k * np.asarray(sds.pop(f"z_group_{k}"))
 
     def init(shapes: dict, rng: np.random.Generator):
         start_means = {name: value for name, value in means.items() if name in shapes}
         start_sds = {name: value for name, value in sds.items() if name in shapes}
-        return start_means | own_means, start_sds | own_sds
+        return start_means, start_sds
 
     return init
 
