@@ -27,6 +27,7 @@ import pytensor.tensor as pt
 from ._ops import count_prefixed, matmul
 from .families import family_named
 from .gaussian import gaussian_re_start, gaussian_re_statistics_chunked, gaussian_re_to_original
+from .laplace_start import MAX_GROUPS, laplace_start
 from .slopes import correlated_effects, lkj_cholesky_numpy
 
 __all__ = [
@@ -107,7 +108,8 @@ def glmm_structure(data: dict, family_name: str) -> tuple:
     factor's group-design width (row, feature and group counts stay symbolic)."""
     has_features = data["features"].shape[1] > 0
     centred = tuple(k for k in range(len(_factor_sizes(data))) if f"centred_{k}" in data)
-    return ("glmm", family_name, has_features, _factor_sizes(data), centred)
+    sweeping = _sweeping_factor(data)
+    return ("glmm", family_name, has_features, _factor_sizes(data), centred, sweeping)
 
 
 def build_glmm(data: dict, family_name: str) -> pm.Model:
@@ -116,16 +118,45 @@ def build_glmm(data: dict, family_name: str) -> pm.Model:
     with pm.Model(check_bounds=False) as model:
         box = {name: pm.Data(name, value) for name, value in data.items()}
         scale = box["prior_scale"]
-        eta = box["link_centre"] + pm.Normal("alpha", 0.0, scale) + box["offset"]
+        alpha = pm.Normal("alpha", 0.0, scale)
+        eta = box["link_centre"] + box["offset"]
+        beta = None
         if data["features"].shape[1] > 0:
             beta = pm.Normal("beta", 0.0, scale, shape=(box["features"].shape[1],))
             eta = eta + pt.sum(matmul(box["features"], beta[:, None]), axis=1)
+        sweeping = _sweeping_factor(data)
+        if sweeping is None:
+            eta = eta + alpha
         for k, size in enumerate(_factor_sizes(data)):
-            eta = eta + _factor_term(box, scale, k, size)
+            if k == sweeping:
+                eta = eta + _swept_intercepts(box, scale, k, alpha, beta)
+            else:
+                eta = eta + _factor_term(box, scale, k, size)
         params = family.add_priors(box, scale)
         log_density = family.log_density(box["target"], eta, params)
         pm.Potential("loglik", box["batch_scale"] * pt.sum(box["row_weight"] * log_density))
     return model
+
+
+def _sweeping_factor(data: dict) -> int | None:
+    """The factor whose intercepts carry the fixed part in their prior mean (see
+    :func:`_swept_intercepts`), if any."""
+    return next((k for k in range(len(_factor_sizes(data))) if f"group_means_{k}" in data), None)
+
+
+def _swept_intercepts(box, scale, k: int, alpha, beta):
+    """Factor k's intercepts hierarchically centred: ``v_g = alpha + xbar_g beta + u_g`` with
+    ``xbar_g`` the group's mean features, so ``v_g ~ Normal(alpha + xbar_g beta, sigma_k)`` and
+    each row adds ``v_g - xbar_g beta`` (the model is unchanged). Where features vary mostly
+    between groups (a group-level covariate), ``beta`` and the ``u_g`` lie on a long ridge that
+    gradient steps follow slowly; ``beta`` and the ``v_g`` are nearly independent (Gelfand,
+    Sahu and Carlin, 1995). :func:`glmm_complete_draws` maps the draws back to ``u_g``."""
+    sigma_k = pm.HalfNormal(f"sigma_group_{k}", scale)
+    swept = alpha + pt.zeros((box[f"groups_{k}"].shape[0],))
+    if beta is not None:
+        swept = pt.sum(matmul(box[f"group_means_{k}"], beta[:, None]), axis=1) + alpha
+    v = pm.Normal(f"u_group_{k}", swept, sigma_k, shape=(box[f"groups_{k}"].shape[0],))
+    return (v - swept + alpha)[box[f"group_{k}"]]
 
 
 def _factor_term(box, scale, k: int, size: int):
@@ -169,7 +200,24 @@ def glmm_start(data: dict, family_name: str, slopes: list[list[int]]) -> tuple[d
         return means, sds, _start_predictor(data, means, codes, slopes)
 
     target = data["target"]
-    if family.link == "log":
+    if family.link == "log" and not any(slopes) and sum(n_groups) <= MAX_GROUPS:
+        first = np.log(target + _COUNT_SHIFT) - shift
+        means, sds, dispersion = laplace_start(
+            data["features"],
+            target,
+            shift,
+            data["row_weight"],
+            codes,
+            n_groups,
+            float(data["prior_scale"]),
+            first,
+            "dispersion" in family.parameters,
+        )
+        if dispersion is not None:
+            means["inverse_dispersion_log__"] = -np.log(dispersion)
+            sds["inverse_dispersion_log__"] = 0.1
+        fitted = _start_predictor(data, means, codes, slopes)
+    elif family.link == "log":
         means, sds, fitted = gaussian_start(
             np.log(target + _COUNT_SHIFT) - shift, data["row_weight"]
         )
@@ -180,7 +228,7 @@ def glmm_start(data: dict, family_name: str, slopes: list[list[int]]) -> tuple[d
     else:
         means, sds, fitted = gaussian_start(target - shift, data["row_weight"])
     own_means, own_sds = family.start(target, fitted + shift, data["row_weight"])
-    return means | own_means, sds | own_sds
+    return own_means | means, own_sds | sds  # the Laplace start's dispersion, where it has one
 
 
 def mark_centred_glmm(data: dict, start: tuple[dict, dict]) -> dict:
@@ -194,7 +242,26 @@ def mark_centred_glmm(data: dict, start: tuple[dict, dict]) -> dict:
     for k, size in enumerate(_factor_sizes(data)):
         if size == 1 and np.mean(np.square(sds.get(f"z_group_{k}", 1.0))) < 0.5:
             marked[f"centred_{k}"] = np.asarray(1.0)
+    centred = [k for k in range(len(_factor_sizes(data))) if f"centred_{k}" in marked]
+    if centred:  # the one with most groups carries the fixed part (``_swept_intercepts``)
+        k = max(centred, key=lambda k: len(data[f"groups_{k}"]))
+        marked[f"group_means_{k}"] = _group_means(data, k)
     return marked
+
+
+def _group_means(data: dict, k: int) -> np.ndarray:
+    """Each group's weighted mean of the standardised features, (G_k, p)."""
+    code, weight = data[f"group_{k}"], data["row_weight"]
+    n_groups = len(data[f"groups_{k}"])
+    total = np.bincount(code, weights=weight, minlength=n_groups)
+    sums = np.stack(
+        [
+            np.bincount(code, weights=weight * column, minlength=n_groups)
+            for column in data["features"].T
+        ],
+        axis=1,
+    ).reshape(n_groups, data["features"].shape[1])
+    return sums / np.maximum(total, np.finfo(float).tiny)[:, None]
 
 
 def glmm_init(data: dict, start: tuple[dict, dict]):
@@ -206,6 +273,11 @@ def glmm_init(data: dict, start: tuple[dict, dict]):
             sigma_k = np.exp(means[f"sigma_group_{k}_log__"])
             means[f"u_group_{k}"] = sigma_k * means.pop(f"z_group_{k}")
             sds[f"u_group_{k}"] = sigma_k * np.asarray(sds.pop(f"z_group_{k}"))
+        if f"group_means_{k}" in data:  # swept: v = alpha + xbar beta + u
+            swept = float(means.get("alpha", 0.0))
+            if "beta" in means:
+                swept = swept + data[f"group_means_{k}"] @ np.asarray(means["beta"])
+            means[f"u_group_{k}"] = means[f"u_group_{k}"] + swept
 
     def init(shapes: dict, rng: np.random.Generator):
         start_means = {name: value for name, value in means.items() if name in shapes}
@@ -234,10 +306,16 @@ def _start_predictor(data, means, codes, slopes) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- back-transform
 def glmm_complete_draws(data: dict):
-    """The fit's last step: ``c`` added to the intercept draws (in place)."""
-    centre = float(data["link_centre"])
+    """The fit's last step (draws edited in place): a swept factor's draws ``v_g`` back to
+    its effects ``u_g = v_g - alpha - xbar_g beta``, then ``c`` added to the intercept."""
+    centre, k = float(data["link_centre"]), _sweeping_factor(data)
 
     def complete(draws: dict) -> None:
+        if k is not None:
+            swept = draws["alpha"][:, None]
+            if "beta" in draws:
+                swept = swept + draws["beta"] @ data[f"group_means_{k}"].T
+            draws[f"u_group_{k}"] = draws[f"u_group_{k}"] - swept
         draws["alpha"] = draws["alpha"] + centre
 
     return complete
