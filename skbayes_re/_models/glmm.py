@@ -199,7 +199,7 @@ def glmm_start(data: dict, family_name: str, slopes: list[list[int]]) -> tuple[d
         means, sds = gaussian_re_start(statistics)
         return means, sds, _start_predictor(data, means, codes, slopes)
 
-    target = data["target"]
+    target, dispersion = data["target"], None
     if family.link == "log" and not any(slopes) and sum(n_groups) <= MAX_GROUPS:
         first = np.log(target + _COUNT_SHIFT) - shift
         means, sds, dispersion = laplace_start(
@@ -213,9 +213,6 @@ def glmm_start(data: dict, family_name: str, slopes: list[list[int]]) -> tuple[d
             first,
             "dispersion" in family.parameters,
         )
-        if dispersion is not None:
-            means["inverse_dispersion_log__"] = -np.log(dispersion)
-            sds["inverse_dispersion_log__"] = 0.1
         fitted = _start_predictor(data, means, codes, slopes)
     elif family.link == "log":
         means, sds, fitted = gaussian_start(
@@ -228,7 +225,9 @@ def glmm_start(data: dict, family_name: str, slopes: list[list[int]]) -> tuple[d
     else:
         means, sds, fitted = gaussian_start(target - shift, data["row_weight"])
     own_means, own_sds = family.start(target, fitted + shift, data["row_weight"])
-    return own_means | means, own_sds | sds  # the Laplace start's dispersion, where it has one
+    if family.link == "log" and dispersion is not None:  # the Laplace start's, corrected
+        own_means["inverse_dispersion_log__"] = -np.log(dispersion)
+    return means | own_means, sds | own_sds
 
 
 def mark_centred_glmm(data: dict, start: tuple[dict, dict]) -> dict:

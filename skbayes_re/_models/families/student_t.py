@@ -18,7 +18,8 @@ from ._family import Family, check_finite_support
 
 __all__ = ["STUDENT_T"]
 
-_NU_START = 10.0
+_START_ROWS = 20_000
+_NU_BOUNDS = (1.0, 100.0)
 
 
 def _add_priors(box, scale) -> dict:
@@ -45,11 +46,15 @@ def _log_density(y, eta, params):
 
 
 def _start(target, fitted, weights) -> tuple[dict, dict]:
-    """The noise scale from the working fit's median absolute residual (robust to the
-    tails the family is for), ``nu`` at 10."""
-    residual = np.abs(np.asarray(target) - fitted)
-    sigma = max(1.4826 * float(np.median(residual)), 1e-3)
-    means = {"sigma_log__": np.log(sigma), "nu_log__": np.log(_NU_START)}
+    """Maximum likelihood of the scale and degrees of freedom given the working fit's
+    residuals (at most ``_START_ROWS`` of them, every k-th), so that the slow joint direction
+    of the two starts near the answer (from ``nu = 10`` and the Gaussian residual sd, a fit
+    to t(3) noise of scale 0.5 stopped at 0.63 and 4.8)."""
+    residual = np.asarray(target) - fitted
+    residual = residual[:: max(1, len(residual) // _START_ROWS)]
+    nu, _, sigma = stats.t.fit(residual, floc=0.0)
+    nu = float(np.clip(nu, _NU_BOUNDS[0], _NU_BOUNDS[1]))
+    means = {"sigma_log__": np.log(max(sigma, 1e-3)), "nu_log__": np.log(nu)}
     return means, {"sigma_log__": 0.1, "nu_log__": 0.1}
 
 
