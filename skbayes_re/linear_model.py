@@ -260,6 +260,23 @@ class BayesianLinearRegressor(LinearMixedBase):
 
     Parameters
     ----------
+    likelihood : {"gaussian", "student_t", "poisson", "negative_binomial"}, \
+            default="gaussian"
+        The target's distribution given the linear predictor ``eta``. ``"gaussian"``:
+        ``Normal(eta, sigma)``, fitted on sufficient statistics (a step costs the same at any
+        row count). ``"student_t"``: ``StudentT(nu, eta, sigma)`` with the degrees of freedom
+        learned (heavy-tailed noise; ``sigma_`` and ``nu_``). ``"poisson"``: counts,
+        ``Poisson(exp(eta))``. ``"negative_binomial"``: overdispersed counts with mean
+        ``mu = exp(eta)`` and variance ``mu + mu**2 / dispersion_``, the dispersion learned.
+        Counts must be non-negative (non-integer values are accepted); for the two count
+        likelihoods the coefficients and group effects are on the log scale and ``predict``
+        returns expected counts. Every likelihood but the Gaussian evaluates each row at each
+        step (minibatches of 50,000 rows beyond 200,000 rows, or of ``batch_size`` rows when
+        it is set); ``partial_fit`` and Dask input need ``"gaussian"``.
+    offset : str, int or None, default=None
+        A column of ``X`` added to the linear predictor with coefficient 1 (for counts, the
+        log of the exposure or of the expected count), named like ``groups``. It is not a
+        feature: ``coef_`` has no entry for it.
     method : {"advi", "fullrank_advi"}, default="advi"
         Mean-field or full-rank Gaussian approximation. For this model both give the same
         posterior, exact up to Monte Carlo error: the coefficients are integrated out given
@@ -294,7 +311,11 @@ class BayesianLinearRegressor(LinearMixedBase):
     intercept_ : float
         Posterior mean intercept.
     sigma_ : float
-        Posterior mean noise standard deviation.
+        Posterior mean noise standard deviation (Gaussian and Student-t likelihoods).
+    nu_ : float
+        Posterior mean degrees of freedom of the Student-t likelihood (only with it).
+    dispersion_ : float
+        Posterior mean dispersion of the negative binomial likelihood (only with it).
     loss_curve_ : list of float
         Negative ELBO per iteration.
     n_iter_ : int

@@ -31,6 +31,23 @@ class RandomInterceptRegressor(LinearMixedBase):
         Each column may be named once, and no two may split the rows into the same groups
         (a copy or relabelling of another column): both are a ``ValueError``. ``X`` may hold
         grouping columns only (intercepts alone).
+    likelihood : {"gaussian", "student_t", "poisson", "negative_binomial"}, \
+            default="gaussian"
+        The target's distribution given the linear predictor ``eta``. ``"gaussian"``:
+        ``Normal(eta, sigma)``, fitted on sufficient statistics (a step costs the same at any
+        row count). ``"student_t"``: ``StudentT(nu, eta, sigma)`` with the degrees of freedom
+        learned (heavy-tailed noise; ``sigma_`` and ``nu_``). ``"poisson"``: counts,
+        ``Poisson(exp(eta))``. ``"negative_binomial"``: overdispersed counts with mean
+        ``mu = exp(eta)`` and variance ``mu + mu**2 / dispersion_``, the dispersion learned.
+        Counts must be non-negative (non-integer values are accepted); for the two count
+        likelihoods the coefficients and group effects are on the log scale and ``predict``
+        returns expected counts. Every likelihood but the Gaussian evaluates each row at each
+        step (minibatches of 50,000 rows beyond 200,000 rows, or of ``batch_size`` rows when
+        it is set); ``partial_fit`` and Dask input need ``"gaussian"``.
+    offset : str, int or None, default=None
+        A column of ``X`` added to the linear predictor with coefficient 1 (for counts, the
+        log of the exposure or of the expected count), named like ``groups``. It is not a
+        feature: ``coef_`` has no entry for it.
     method : {"advi", "fullrank_advi"}, default="advi"
         Mean-field or full-rank Gaussian approximation. Full-rank also learns the posterior
         correlations between parameters, at a cost: its step is compiled apart and takes
@@ -67,7 +84,11 @@ class RandomInterceptRegressor(LinearMixedBase):
     intercept_ : float
         Posterior mean population intercept.
     sigma_ : float
-        Posterior mean noise standard deviation.
+        Posterior mean noise standard deviation (Gaussian and Student-t likelihoods).
+    nu_ : float
+        Posterior mean degrees of freedom of the Student-t likelihood (only with it).
+    dispersion_ : float
+        Posterior mean dispersion of the negative binomial likelihood (only with it).
     group_effects_ : dict
         Grouping column (name, or position for arrays) -> ``pandas.Series`` of posterior mean
         intercept offsets indexed by group label.
@@ -111,6 +132,17 @@ class RandomInterceptRegressor(LinearMixedBase):
     >>> mean, std = model.predict(new, return_std=True)
     >>> bool(std[1] > std[0])  # an unseen school gets the population prediction, wider
     True
+
+    Counts with a log link, each row observed for ``exposure`` units of time:
+
+    >>> X["log_exposure"] = np.log(rng.uniform(1.0, 3.0, size=1000))
+    >>> rate = np.exp(0.5 + 0.3 * X["hours"] + 0.4 * effect[school] + X["log_exposure"])
+    >>> counts = rng.poisson(rate)
+    >>> poisson = RandomInterceptRegressor(
+    ...     likelihood="poisson", offset="log_exposure", random_state=0
+    ... ).fit(X, counts)
+    >>> round(float(poisson.coef_[0]), 1)
+    0.3
     """
 
     _parameter_constraints: dict = {
@@ -194,6 +226,23 @@ class RandomEffectsRegressor(LinearMixedBase):
         Grouping column (name, or position for arrays) -> the feature columns (names or
         positions; one column or a list) whose coefficients vary by it. A slope feature is
         also a fixed effect: its population coefficient is in ``coef_``.
+    likelihood : {"gaussian", "student_t", "poisson", "negative_binomial"}, \
+            default="gaussian"
+        The target's distribution given the linear predictor ``eta``. ``"gaussian"``:
+        ``Normal(eta, sigma)``, fitted on sufficient statistics (a step costs the same at any
+        row count). ``"student_t"``: ``StudentT(nu, eta, sigma)`` with the degrees of freedom
+        learned (heavy-tailed noise; ``sigma_`` and ``nu_``). ``"poisson"``: counts,
+        ``Poisson(exp(eta))``. ``"negative_binomial"``: overdispersed counts with mean
+        ``mu = exp(eta)`` and variance ``mu + mu**2 / dispersion_``, the dispersion learned.
+        Counts must be non-negative (non-integer values are accepted); for the two count
+        likelihoods the coefficients and group effects are on the log scale and ``predict``
+        returns expected counts. Every likelihood but the Gaussian evaluates each row at each
+        step (minibatches of 50,000 rows beyond 200,000 rows, or of ``batch_size`` rows when
+        it is set); ``partial_fit`` and Dask input need ``"gaussian"``.
+    offset : str, int or None, default=None
+        A column of ``X`` added to the linear predictor with coefficient 1 (for counts, the
+        log of the exposure or of the expected count), named like ``groups``. It is not a
+        feature: ``coef_`` has no entry for it.
     method : {"advi", "fullrank_advi"}, default="advi"
         Mean-field or full-rank Gaussian approximation. Full-rank also learns the posterior
         correlations between parameters, at a cost: its step is compiled apart and takes
@@ -228,7 +277,11 @@ class RandomEffectsRegressor(LinearMixedBase):
     intercept_ : float
         Posterior mean population intercept.
     sigma_ : float
-        Posterior mean noise standard deviation.
+        Posterior mean noise standard deviation (Gaussian and Student-t likelihoods).
+    nu_ : float
+        Posterior mean degrees of freedom of the Student-t likelihood (only with it).
+    dispersion_ : float
+        Posterior mean dispersion of the negative binomial likelihood (only with it).
     group_effects_ : dict
         Grouping column -> posterior mean effects by group label: a ``pandas.DataFrame`` with
         columns ``intercept`` and the slope features for a column with slopes, a

@@ -16,6 +16,7 @@ back-transform together:
 * ``families``: the likelihood families (one module each: name, link, support, log density,
   predictive pieces);
 * ``glmm``: the linear mixed model for any family but the Gaussian, written per row;
+* ``laplace_start``: that model's start for count families (PIRLS and EM, NumPy only);
 * ``centring``: where a slope factor's stored intercept sits (NumPy only);
 * ``constant``: any model's posterior for a constant target (every parameter at zero);
 * ``_ops``: graph building blocks without BLAS ops (one C module per compiled step).

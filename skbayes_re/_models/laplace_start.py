@@ -23,7 +23,7 @@ import numpy as np
 
 __all__ = ["MAX_GROUPS", "laplace_start"]
 
-MAX_GROUPS = 2_000
+MAX_GROUPS = 1_000
 _ROUNDS = 60
 _TOLERANCE = 1e-6
 _MIN_GROUP_VAR = 1e-4
