@@ -191,3 +191,16 @@ def test_streaming_and_dask_routes_refuse_other_likelihoods():
     dd = pytest.importorskip("dask.dataframe")
     with pytest.raises(ValueError, match="Dask input needs likelihood='gaussian'"):
         model.fit(dd.from_pandas(X, npartitions=2), dd.from_array(y))
+
+
+def test_a_constant_target_with_student_t_noise_is_that_constant():
+    X = pd.DataFrame({"x": np.arange(20.0), "g": pd.Categorical(np.arange(20) % 4)})
+    with pytest.warns(UserWarning, match="y is constant"):
+        model = RandomInterceptRegressor(likelihood="student_t", random_state=0)
+        model.fit(X, np.full(20, 3.0))
+    assert model.sigma_ == 0.0 and model.nu_ == np.inf
+    mean, std = model.predict(X, return_std=True)
+    assert_array_equal(mean, 3.0)
+    assert_array_equal(std, 0.0)
+    assert_array_equal(model.predict_interval(X), 3.0)
+    assert_array_equal(model.sample_y(X, 3, random_state=0), 3.0)

@@ -13,9 +13,10 @@ Cost: no family but the Gaussian has a closed form over the rows, so a step eval
 log density of every row it sees: O(n (p + q)) per draw for n rows, p features and q
 group-design columns, plus O(G q) for the groups. Full-batch steps up to
 ``MINIBATCH_ROWS`` rows; beyond, each step sees a random block (minibatch ADVI, the
-likelihood scaled by ``batch_scale``). The start comes from the Gaussian mixed model fitted in
-closed form to a working response (the link of the target), on its sufficient statistics,
-so the per-row steps begin near the answer.
+likelihood scaled by ``batch_scale``). The start is the Laplace approximation's mode for
+count families with random intercepts (``laplace_start.py``), and otherwise the Gaussian
+mixed model fitted in closed form to a working response on its sufficient statistics, so the
+per-row steps begin near the answer.
 """
 
 from __future__ import annotations
@@ -174,13 +175,14 @@ def _factor_term(box, scale, k: int, size: int):
 
 # ----------------------------------------------------------------------------- start
 def glmm_start(data: dict, family_name: str, slopes: list[list[int]]) -> tuple[dict, dict]:
-    """Starting means and sds: the Gaussian mixed model's closed-form start on a working
-    response, then the family's own parameters from that fit's linear predictor.
+    """Starting means and sds of the coefficients, effects and scales, then the family's own
+    parameters from that fit's linear predictor.
 
-    Identity link: the target itself. Log link: penalised iteratively reweighted least
-    squares (PQL), starting from ``log(y + 0.5)``; each round fits the Gaussian mixed model
-    to ``eta + (y - mu) / mu`` with weights ``mu`` (the Poisson curvature), so the start
-    sits near the posterior mode of the coefficients, group effects and their scales.
+    Identity link: the Gaussian mixed model's closed-form start on the target. Log link with
+    random intercepts (at most ``MAX_GROUPS`` groups): the Laplace approximation's mode and
+    EM scales (``laplace_start``). Log link otherwise: penalised quasi-likelihood, the
+    Gaussian start refitted to ``eta + (y - mu) / mu`` with weights ``mu``, from
+    ``log(y + 0.5)``.
     """
     family = family_named(family_name)
     codes = [data[f"group_{k}"] for k in range(count_prefixed(data, "groups_"))]

@@ -59,12 +59,15 @@ def _start(target, fitted, weights) -> tuple[dict, dict]:
 
 
 def _to_original(draws: dict, y_scale: float) -> dict:
-    return {"sigma": y_scale * draws["sigma"], "nu": draws["nu"]}
+    """A constant target's fit has every parameter at 0 (no noise): its degrees of freedom
+    are then infinite (the noise-free limit of either family)."""
+    return {"sigma": y_scale * draws["sigma"], "nu": np.where(draws["nu"] > 0, draws["nu"], np.inf)}
 
 
 def _variance(eta, params):
     nu = params["nu"]
-    spread = params["sigma"] ** 2 * nu / np.where(nu > 2.0, nu - 2.0, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = params["sigma"] ** 2 / (1.0 - 2.0 / nu)
     return np.broadcast_to(np.where(nu > 2.0, spread, np.inf), eta.shape)
 
 
@@ -90,7 +93,9 @@ def _log_pdf(y, eta, params):
 
 def _sample(eta, params, rng):
     nu = np.broadcast_to(params["nu"], eta.shape)
-    return eta + params["sigma"] * rng.standard_t(nu)
+    draws = np.where(np.isfinite(nu), rng.standard_t(np.where(np.isfinite(nu), nu, 1.0)), 0.0)
+    gaussian = rng.standard_normal(eta.shape)  # the infinite-df limit
+    return eta + params["sigma"] * np.where(np.isfinite(nu), draws, gaussian)
 
 
 STUDENT_T = Family(
