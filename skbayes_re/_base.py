@@ -55,11 +55,12 @@ from ._validation import (
     validate_target,
 )
 
-__all__ = ["BaseBayesianRegressor"]
+__all__ = ["BaseBayesianRegressor", "BayesianMixedBase"]
 
 
-class BaseBayesianRegressor(PredictiveMixin, RegressorMixin, BaseEstimator):
-    """Common machinery of the skbayes_re estimators (not for direct use)."""
+class BayesianMixedBase(PredictiveMixin, BaseEstimator):
+    """Common machinery of the skbayes_re estimators (not for direct use); regressors add
+    ``RegressorMixin``, the classifier ``ClassifierMixin``."""
 
     _parameter_constraints: dict = {
         "method": [StrOptions({"advi", "fullrank_advi"})],
@@ -384,6 +385,10 @@ class BaseBayesianRegressor(PredictiveMixin, RegressorMixin, BaseEstimator):
                 values[f"group_corr_{name}"] = _correlation(self._group_covariance_draws(k))
                 dims[f"group_corr_{name}"] = [term, other]
         return _inference_data(values, dims, coords)
+
+
+class BaseBayesianRegressor(RegressorMixin, BayesianMixedBase):
+    """The base of the regressors: ``BayesianMixedBase`` scored by R^2."""
 
 
 def _correlation(cov: np.ndarray) -> np.ndarray:

@@ -7,12 +7,12 @@ import functools
 import numbers
 
 import numpy as np
-from sklearn.base import _fit_context
+from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils import check_consistent_length
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseBayesianRegressor
+from ._base import BayesianMixedBase
 from ._predictive import mean_over_draws
 from ._validation import (
     BLOCK_ROWS,
@@ -33,11 +33,11 @@ _GAUSSIAN_ONLY = (
 )
 
 
-class LinearMixedBase(BaseBayesianRegressor):
+class LinearMixedBase(BayesianMixedBase):
     """Linear mean function plus random effects (none by default), any likelihood family."""
 
     _parameter_constraints: dict = {
-        **BaseBayesianRegressor._parameter_constraints,
+        **BayesianMixedBase._parameter_constraints,
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "likelihood": [StrOptions({"gaussian", "student_t", "poisson", "negative_binomial"})],
         "offset": [str, Interval(numbers.Integral, None, None, closed="neither"), None],
@@ -51,14 +51,14 @@ class LinearMixedBase(BaseBayesianRegressor):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        if self.likelihood in ("poisson", "negative_binomial"):
+        if self._likelihood_name() in ("poisson", "negative_binomial"):
             tags.target_tags.positive_only = True
         return tags
 
     def _inference_spec(self, features, target, codes, n_groups, weights, offset) -> dict:
         from . import _models
 
-        if self.likelihood != "gaussian":
+        if self._likelihood_name() != "gaussian":
             return self._per_row_spec(features, target, codes, n_groups, weights, offset)
         data = _models.gaussian_re_statistics_chunked(
             self._row_chunks(features, target, weights),
@@ -74,6 +74,7 @@ class LinearMixedBase(BaseBayesianRegressor):
         in minibatches beyond ``MINIBATCH_ROWS`` rows (of ``batch_size`` rows when given)."""
         from . import _models
 
+        family = self._likelihood_name()
         if offset is not None:
             offset = offset / float(self._y_scaler.scale)
         data = _models.glmm_data(
@@ -85,15 +86,15 @@ class LinearMixedBase(BaseBayesianRegressor):
             weights,
             self.prior_scale,
             self._slope_features,
-            _models.family_named(self.likelihood),
+            _models.family_named(family),
         )
-        start = _models.glmm_start(data, self.likelihood, self._slope_features)
+        start = _models.glmm_start(data, family, self._slope_features)
         data = _models.mark_centred_glmm(data, start)
         n_rows = len(target)
         minibatch = n_rows > _models.MINIBATCH_ROWS or (self.batch_size or n_rows) < n_rows
         return {
-            "key": _models.glmm_structure(data, self.likelihood),
-            "build": functools.partial(_models.build_glmm, family_name=self.likelihood),
+            "key": _models.glmm_structure(data, family),
+            "build": functools.partial(_models.build_glmm, family_name=family),
             "data": data,
             "init": _models.glmm_init(data, start),
             "move": _models.group_scale_move(self.prior_scale),
@@ -104,15 +105,17 @@ class LinearMixedBase(BaseBayesianRegressor):
 
     def _gaussian_only(self, route: str) -> None:
         """Sufficient statistics carry partial_fit and Dask input: Gaussian models only."""
-        if self.likelihood != "gaussian" or self.offset is not None:
-            raise ValueError(_GAUSSIAN_ONLY.format(route, self.likelihood, self.offset))
+        if self._likelihood_name() != "gaussian" or self.offset is not None:
+            raise ValueError(_GAUSSIAN_ONLY.format(route, self._likelihood_name(), self.offset))
         self._family_name, self._offset_position = "gaussian", None
 
     def _has_statistics(self) -> bool:
         """``partial_fit`` exists for Gaussian models without an offset (an
         ``AttributeError`` that says so for the others)."""
-        if self.likelihood != "gaussian" or self.offset is not None:
-            raise AttributeError(_GAUSSIAN_ONLY.format("partial_fit", self.likelihood, self.offset))
+        if self._likelihood_name() != "gaussian" or self.offset is not None:
+            raise AttributeError(
+                _GAUSSIAN_ONLY.format("partial_fit", self._likelihood_name(), self.offset)
+            )
         return True
 
     @available_if(_has_statistics)
@@ -250,7 +253,7 @@ class LinearMixedBase(BaseBayesianRegressor):
         return values, {"coef": ["feature"]}, {"feature": names}
 
 
-class BayesianLinearRegressor(LinearMixedBase):
+class BayesianLinearRegressor(RegressorMixin, LinearMixedBase):
     """Bayesian linear regression with learned noise, fitted by variational inference.
 
     The model, on internally standardised features and target, is

@@ -3,12 +3,14 @@ with correlated random slopes."""
 
 from __future__ import annotations
 
+from sklearn.base import RegressorMixin
+
 from .linear_model import LinearMixedBase
 
 __all__ = ["RandomEffectsRegressor", "RandomInterceptRegressor"]
 
 
-class RandomInterceptRegressor(LinearMixedBase):
+class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
     """Linear regression with random intercepts for one or more grouping columns.
 
     The model, on internally standardised features and target, is
@@ -183,7 +185,7 @@ class RandomInterceptRegressor(LinearMixedBase):
         return self.groups
 
 
-class RandomEffectsRegressor(LinearMixedBase):
+class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
     """Linear mixed model with random intercepts and correlated random slopes.
 
     ``random_slopes={"subject": ["days"]}`` is lme4's ``y ~ days + (1 + days | subject)``:

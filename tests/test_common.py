@@ -4,6 +4,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skbayes_re import (
     BayesianLinearRegressor,
+    RandomEffectsClassifier,
     RandomEffectsMLPRegressor,
     RandomEffectsRegressor,
     RandomInterceptRegressor,
@@ -23,6 +24,8 @@ ESTIMATORS = [
     RandomEffectsRegressor(
         groups=[0], random_slopes={0: [1]}, likelihood="poisson", random_state=0
     ),
+    RandomEffectsClassifier(random_state=0),
+    RandomEffectsClassifier(groups=[0], random_state=0),
     RandomEffectsMLPRegressor(random_state=0),
     RandomEffectsMLPRegressor(weights="bayesian", random_state=0),
     RandomEffectsMLPRegressor(groups=[0], random_state=0),
@@ -33,7 +36,7 @@ def expected_failed_checks(estimator) -> dict[str, str]:
     """Checks an instance is known to fail, and why. Sample weights give the statistics of
     the repeated rows up to rounding; these two fits move far beyond rounding when their
     data change by rounding alone (the same repeated rows in another order, no weights)."""
-    if getattr(estimator, "random_slopes", None) and estimator.likelihood == "gaussian":
+    if getattr(estimator, "random_slopes", None) and estimator._likelihood_name() == "gaussian":
         return {
             "check_sample_weight_equivalence_on_dense_data": (
                 "the check's data have twice as many features as rows, so the fit "

@@ -28,7 +28,7 @@ import pytensor.tensor as pt
 from ._ops import count_prefixed, matmul
 from .families import family_named
 from .gaussian import gaussian_re_start, gaussian_re_statistics_chunked, gaussian_re_to_original
-from .laplace_start import MAX_GROUPS, laplace_start
+from .laplace_start import MAX_GROUPS, first_predictor, laplace_start, working_response
 from .slopes import correlated_effects, lkj_cholesky_numpy
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
 
 MINIBATCH_ROWS = 200_000  # full-batch steps up to this many rows
 MINIBATCH_SIZE = 50_000
-_COUNT_SHIFT = 0.5  # the first working response of the log link: log(y + 0.5)
 _PQL_ROUNDS = 4
 
 
@@ -81,10 +80,14 @@ def glmm_data(features, target, codes, n_groups, offset, weights, prior_scale, s
 
 
 def _link_centre(target, offset, weight, family) -> float:
-    if family.link != "log":
+    if family.link == "identity":
         return 0.0
     total = float(np.sum(weight))
-    return float(np.log(np.sum(weight * target) / total) - np.sum(weight * offset) / total)
+    mean = np.sum(weight * target) / total
+    if family.link == "logit":
+        mean = np.clip(mean, 1e-6, 1.0 - 1e-6)
+        return float(np.log(mean / (1.0 - mean)) - np.sum(weight * offset) / total)
+    return float(np.log(mean) - np.sum(weight * offset) / total)
 
 
 def glmm_row_data(data: dict) -> tuple[str, ...]:
@@ -202,8 +205,9 @@ def glmm_start(data: dict, family_name: str, slopes: list[list[int]]) -> tuple[d
         return means, sds, _start_predictor(data, means, codes, slopes)
 
     target, dispersion = data["target"], None
-    if family.link == "log" and not any(slopes) and sum(n_groups) <= MAX_GROUPS:
-        first = np.log(target + _COUNT_SHIFT) - shift
+    curved = family.link != "identity"
+    if curved and not any(slopes) and sum(n_groups) <= MAX_GROUPS:
+        first = first_predictor(family.link, target, shift)
         means, sds, dispersion = laplace_start(
             data["features"],
             target,
@@ -214,20 +218,19 @@ def glmm_start(data: dict, family_name: str, slopes: list[list[int]]) -> tuple[d
             float(data["prior_scale"]),
             first,
             "dispersion" in family.parameters,
+            family.link,
         )
         fitted = _start_predictor(data, means, codes, slopes)
-    elif family.link == "log":
-        means, sds, fitted = gaussian_start(
-            np.log(target + _COUNT_SHIFT) - shift, data["row_weight"]
-        )
+    elif curved:
+        first = first_predictor(family.link, target, shift)
+        means, sds, fitted = gaussian_start(first, data["row_weight"])
         for _ in range(_PQL_ROUNDS):
-            mu = np.exp(np.clip(fitted + shift, -700.0, 700.0))
-            working = fitted + (target - mu) / np.maximum(mu, 1e-12)
-            means, sds, fitted = gaussian_start(working, data["row_weight"] * np.maximum(mu, 1e-12))
+            working, curvature, _ = working_response(family.link, fitted, shift, target)
+            means, sds, fitted = gaussian_start(working, data["row_weight"] * curvature)
     else:
         means, sds, fitted = gaussian_start(target - shift, data["row_weight"])
     own_means, own_sds = family.start(target, fitted + shift, data["row_weight"])
-    if family.link == "log" and dispersion is not None:  # the Laplace start's, corrected
+    if dispersion is not None:  # the Laplace start's, corrected
         own_means["inverse_dispersion_log__"] = -np.log(dispersion)
     return means | own_means, sds | own_sds
 

@@ -20,8 +20,9 @@ solve, so it is used up to ``MAX_GROUPS`` groups over all factors.
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
 
-__all__ = ["MAX_GROUPS", "laplace_start"]
+__all__ = ["MAX_GROUPS", "first_predictor", "laplace_start", "working_response"]
 
 MAX_GROUPS = 1_000
 _ROUNDS = 60
@@ -30,11 +31,42 @@ _MIN_GROUP_VAR = 1e-4
 _MIN_INVERSE_DISPERSION = 1e-3
 
 
+def first_predictor(link: str, target, shift) -> np.ndarray:
+    """A first linear predictor (without ``shift``, the offset and centre): the link of the
+    target nudged off the boundaries, ``log(y + 0.5)`` or ``logit((y + 0.5) / 2)``."""
+    if link == "log":
+        return np.log(target + 0.5) - shift
+    return special.logit((target + 0.5) / 2.0) - shift
+
+
+def working_response(link: str, eta, shift, target):
+    """``(working response, curvature per unit weight, mean)`` of an IRLS step at ``eta``:
+    ``eta + (y - mu) / mu`` and ``mu`` for the log link, ``eta + (y - p) / (p (1 - p))``
+    and ``p (1 - p)`` for the logit link."""
+    if link == "log":
+        mean = np.exp(np.clip(eta + shift, -700.0, 700.0))
+        curvature = np.maximum(mean, 1e-12)
+    else:
+        mean = special.expit(eta + shift)
+        curvature = np.maximum(mean * (1.0 - mean), 1e-12)
+    return eta + (target - mean) / curvature, curvature, mean
+
+
 def laplace_start(
-    features, target, offset, row_weight, codes, n_groups, prior_scale, eta_start, dispersion
+    features,
+    target,
+    offset,
+    row_weight,
+    codes,
+    n_groups,
+    prior_scale,
+    eta_start,
+    dispersion,
+    link="log",
 ):
     """``(means, sds, dispersion)``: means and sds by value-variable name (``alpha``, ``beta``,
-    ``z_group_<k>``, ``sigma_group_<k>_log__``) for a log-link model with random intercepts;
+    ``z_group_<k>``, ``sigma_group_<k>_log__``) for a log- or logit-link model with random
+    intercepts (``link``; for the logit link the weights are ``w p (1 - p)``);
     ``eta_start`` is a first linear predictor without the offset (e.g. ``log(y + 0.5) -
     offset``). With ``dispersion=True`` the counts are negative binomial: each round also
     takes the dispersion by moments given the means (``_dispersion_by_moments``), and the
@@ -47,12 +79,11 @@ def laplace_start(
     solution = np.zeros(n_fixed + sum(n_groups))
     phi, leverage = None, np.zeros(len(target))
     for _ in range(_ROUNDS):
-        mu = np.exp(np.clip(eta + offset, -700.0, 700.0))
-        weight = row_weight * np.maximum(mu, 1e-12)
+        working, curvature, mu = working_response(link, eta, offset, target)
+        weight = row_weight * curvature
         if dispersion:
             phi = _dispersion_by_moments(target, mu, row_weight, leverage)
             weight = weight / (1.0 + mu / phi)
-        working = eta + (target - mu) / np.maximum(mu, 1e-12)
         matrix, rhs = _normal_equations(design, codes, n_groups, weight, working)
         precision = np.concatenate(
             [np.full(n_fixed, 1.0 / prior_scale**2)]

@@ -11,6 +11,7 @@ variance, CDF, log density and draws of one component of the posterior predictiv
 * ``student_t``: identity link, scale and degrees of freedom learned (heavy-tailed noise).
 * ``poisson``: log link, no parameter of its own.
 * ``negative_binomial``: log link, ``Var(y) = mu + mu^2 / dispersion``, dispersion learned.
+* ``bernoulli``: logit link, 0/1 outcomes or proportions (the classifier's).
 
 Every module imports PyTensor only inside the functions that build graphs, so a fitted model
 predicts with NumPy and SciPy alone.
@@ -19,6 +20,7 @@ predicts with NumPy and SciPy alone.
 from __future__ import annotations
 
 from ._family import Family
+from .bernoulli import BERNOULLI
 from .gaussian import GAUSSIAN
 from .negative_binomial import NEGATIVE_BINOMIAL
 from .poisson import POISSON
@@ -27,7 +29,7 @@ from .student_t import STUDENT_T
 __all__ = ["FAMILIES", "Family", "family_named"]
 
 FAMILIES: dict[str, Family] = {
-    family.name: family for family in (GAUSSIAN, STUDENT_T, POISSON, NEGATIVE_BINOMIAL)
+    family.name: family for family in (GAUSSIAN, STUDENT_T, POISSON, NEGATIVE_BINOMIAL, BERNOULLI)
 }
 
 

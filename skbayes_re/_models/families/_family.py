@@ -29,7 +29,7 @@ class Family:
     """
 
     name: str
-    link: str  # "identity" or "log"
+    link: str  # "identity", "log" or "logit"
     discrete: bool
     standardise_target: bool
     check_target: Callable[[np.ndarray], None]
@@ -45,9 +45,6 @@ class Family:
     ppf: Callable | None = None
     sample: Callable | None = None
     tags: dict = field(default_factory=dict)
-
-    def inverse_link(self, eta: np.ndarray) -> np.ndarray:
-        return np.exp(eta) if self.link == "log" else eta
 
 
 def check_finite_support(y: np.ndarray) -> None:
