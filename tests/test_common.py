@@ -45,6 +45,18 @@ def expected_failed_checks(estimator) -> dict[str, str]:
                 "sigma_ twofold, or make the ELBO non-finite"
             )
         }
+    if (
+        type(estimator).__name__ == "BayesianLinearRegressor"
+        and estimator.likelihood == "student_t"
+    ):
+        return {
+            "check_sample_weight_equivalence_on_dense_data": (
+                "the check's rows are fitted almost exactly by a line, so the Student-t "
+                "scale and degrees of freedom start from a likelihood maximised over residuals "
+                "near 0, which weighted and repeated rows reach only to about 1e-5; "
+                "predictions then differ by up to 2.5e-4 where 1e-7 is asked"
+            )
+        }
     if getattr(estimator, "weights", None) == "bayesian":
         return {
             "check_sample_weight_equivalence_on_dense_data": (

@@ -12,7 +12,7 @@ sums this density over the rows it sees.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 from ._family import Family, check_finite_support
 
@@ -46,16 +46,44 @@ def _log_density(y, eta, params):
 
 
 def _start(target, fitted, weights) -> tuple[dict, dict]:
-    """Maximum likelihood of the scale and degrees of freedom given the working fit's
-    residuals (at most ``_START_ROWS`` of them, every k-th), so that the slow joint direction
-    of the two starts near the answer (from ``nu = 10`` and the Gaussian residual sd, a fit
-    to t(3) noise of scale 0.5 stopped at 0.63 and 4.8)."""
-    residual = np.asarray(target) - fitted
-    residual = residual[:: max(1, len(residual) // _START_ROWS)]
-    nu, _, sigma = stats.t.fit(residual, floc=0.0)
-    nu = float(np.clip(nu, _NU_BOUNDS[0], _NU_BOUNDS[1]))
-    means = {"sigma_log__": np.log(max(sigma, 1e-3)), "nu_log__": np.log(nu)}
+    """Weighted maximum likelihood of the scale and degrees of freedom given the working
+    fit's residuals (at most ``_START_ROWS`` of them, every k-th), so that the slow joint
+    direction of the two starts near the answer (from ``nu = 10`` and the Gaussian residual
+    sd, a fit to t(3) noise of scale 0.5 stopped at 0.63 and 4.8)."""
+    step = max(1, len(target) // _START_ROWS)
+    residual = (np.asarray(target) - fitted)[::step]
+    weight = np.ones(len(residual)) if weights is None else np.asarray(weights)[::step]
+    log_sigma, log_nu = _weighted_t_fit(residual, weight)
+    means = {"sigma_log__": log_sigma, "nu_log__": log_nu}
     return means, {"sigma_log__": 0.1, "nu_log__": 0.1}
+
+
+def _weighted_t_fit(residual: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
+    """``(log sigma, log nu)`` maximising the weighted Student-t log likelihood of
+    ``residual`` around 0 (``nu`` in ``_NU_BOUNDS``), from the MAD scale and ``nu = 10``."""
+    scale = max(1.4826 * float(np.median(np.abs(residual))), 1e-3)
+
+    def negative_log_likelihood(params):
+        log_sigma, log_nu = params
+        nu = np.exp(log_nu)
+        z = residual / np.exp(log_sigma)
+        density = (
+            special.gammaln(0.5 * (nu + 1.0))
+            - special.gammaln(0.5 * nu)
+            - 0.5 * np.log(nu * np.pi)
+            - log_sigma
+            - 0.5 * (nu + 1.0) * np.log1p(z**2 / nu)
+        )
+        return -float(np.sum(weight * density))
+
+    best = optimize.minimize(
+        negative_log_likelihood,
+        x0=[np.log(scale), np.log(10.0)],
+        method="L-BFGS-B",
+        bounds=[(np.log(scale) - 5.0, np.log(scale) + 5.0), tuple(np.log(_NU_BOUNDS))],
+        options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 1000},  # weights = repeated rows
+    )
+    return float(best.x[0]), float(best.x[1])
 
 
 def _to_original(draws: dict, y_scale: float) -> dict:
