@@ -1,10 +1,11 @@
 """Non-Gaussian likelihoods: accuracy against NUTS, predictive scores and fit time against
 statsmodels' Bayesian mixed GLMs and gpboost, and Student-t noise on the Zillow-like data.
 
-* NUTS agreement: posterior means of ``RandomInterceptRegressor(likelihood=...)`` (ADVI)
-  against PyMC's NUTS on the same model (``nuts_glmm_reference.py``), in NUTS posterior sds:
-  MASS ``epil`` (Poisson, negative binomial; subject intercepts) and mlmRev ``Mmmec``
-  (Poisson with the log expected deaths as offset; nation and region intercepts).
+* NUTS agreement: posterior means of ``RandomInterceptRegressor(likelihood=...)`` and
+  ``RandomEffectsClassifier`` (ADVI) against PyMC's NUTS on the same model
+  (``nuts_glmm_reference.py``), in NUTS posterior sds: MASS ``epil`` (Poisson, negative
+  binomial; subject intercepts), mlmRev ``Mmmec`` (Poisson with the log expected deaths as
+  offset; nation and region intercepts) and ``Contraception`` (district intercepts).
 * Five-fold cross-validation (shuffled rows, seed 0) on ``epil``: mean Poisson deviance of
   the predicted means on held-out rows, and fit time; statsmodels ``PoissonBayesMixedGLM``
   (variational Bayes; its predictions add the posterior-mean effects) and gpboost's
@@ -59,15 +60,21 @@ def nuts_section(draws: int, tune: int) -> str:
     mmmec_X, mmmec_y = load_mmmec()
     mmmec_X = mmmec_X.drop(columns="county")
     mmmec = {"offset": "log_expected"}
+    binary_X, binary_y = load_contraception()
+    binary_features = [c for c in binary_X.columns if c != "district"]
     cases = [
         ("epil", "poisson", X, y, {}, epil_features, 1),
         ("epil", "negative_binomial", X, y, {}, epil_features, 1),
         ("Mmmec", "poisson", mmmec_X, mmmec_y, mmmec, ["uvb"], 2),
         ("Mmmec", "poisson", mmmec_X, mmmec_y, mmmec | {"method": "fullrank_advi"}, ["uvb"], 2),
+        ("Contraception", "bernoulli", binary_X, binary_y, {}, binary_features, 1),
     ]
     rows, worst = [], []
     for name, likelihood, data, target, extra, features, n_factors in cases:
-        model = RandomInterceptRegressor(likelihood=likelihood, random_state=0, **extra)
+        if likelihood == "bernoulli":
+            model = RandomEffectsClassifier(random_state=0, **extra)
+        else:
+            model = RandomInterceptRegressor(likelihood=likelihood, random_state=0, **extra)
         name = f"{name} ({extra.get('method', 'advi')})"
         advi, nuts = fit_and_sample(model, data, target, draws=draws, tune=tune)
         own = ["dispersion"] if likelihood == "negative_binomial" else []
