@@ -44,6 +44,7 @@ from ._prediction import PredictiveMixin
 from ._validation import (
     GroupEncoder,
     Standardizer,
+    feature_index,
     is_dask_collection,
     keep_weighted_rows,
     offset_position,
@@ -182,7 +183,7 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
         position = getattr(self, "_offset_position", None)
         if position is None:
             return slopes
-        index = position - sum(1 for g in self._group_positions if g < position)
+        index = feature_index(position, self._group_positions)
         if any(index in factor for factor in slopes):
             raise ValueError(
                 f"The offset column {self._column_name(X, position)!r} cannot have a random "

@@ -67,12 +67,14 @@ class PredictiveMixin:
         family = family_named(getattr(self, "_family_name", "gaussian"))
         n_draws = self._draws["coef"].shape[0]
         chunk = max(1, _CHUNK_CELLS // n_draws)
+        gaussian = family.name == "gaussian"
+        new_group = np.random.default_rng(_UNSEEN_GROUP_SEED).standard_normal(n_draws)
+        params = {name: self._draws[name] for name in family.parameters}
         for start in range(0, features.shape[0], chunk):
             rows = slice(start, start + chunk)
             loc = self._mean_function(features[rows])
             if offset is not None:
                 loc = loc + offset[rows, None]
-            gaussian = family.name == "gaussian"
             variance = np.broadcast_to(
                 self._draws["sigma"] ** 2 if gaussian else np.zeros(n_draws), loc.shape
             ).copy()
@@ -81,9 +83,7 @@ class PredictiveMixin:
             if gaussian:
                 yield rows, GaussianMixture(loc, np.sqrt(variance))
             else:
-                new_group = np.random.default_rng(_UNSEEN_GROUP_SEED).standard_normal(n_draws)
                 eta = loc + np.sqrt(variance) * new_group[None, :]
-                params = {name: self._draws[name] for name in family.parameters}
                 yield rows, FamilyMixture(family, eta, params)
 
     def _add_group(self, k, code, features, loc, variance):

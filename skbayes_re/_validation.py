@@ -23,6 +23,7 @@ __all__ = [
     "RunningMoments",
     "is_dask_collection",
     "Standardizer",
+    "feature_index",
     "keep_weighted_rows",
     "offset_position",
     "resolve_group_columns",
@@ -431,5 +432,11 @@ def split_offset(features: np.ndarray, position, group_positions: list[int]):
     column in ``X``, whose grouping columns ``features`` already lacks."""
     if position is None:
         return features, None
-    index = position - sum(1 for g in group_positions if g < position)
+    index = feature_index(position, group_positions)
     return np.delete(features, index, axis=1), np.ascontiguousarray(features[:, index])
+
+
+def feature_index(position: int, group_positions: list[int]) -> int:
+    """The column of the feature matrix (grouping columns taken out) that holds column
+    ``position`` of ``X``."""
+    return position - sum(1 for g in group_positions if g < position)

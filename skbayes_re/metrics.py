@@ -242,7 +242,8 @@ def log_predictive_density(estimator, X, y, *, sample_weight=None):
     """Mean log posterior predictive density of the observed values.
 
     Each row's density is the mean over the estimator's stored posterior draws of its
-    Normal density at ``y``, computed on the log scale (log-sum-exp), so a value far in a
+    likelihood's density at ``y`` (a Normal one for Gaussian models, a probability for
+    counts), computed on the log scale (log-sum-exp), so a value far in a
     tail gives a large negative number rather than ``-inf``. No sampling: the result is
     exact for the stored draws.
 

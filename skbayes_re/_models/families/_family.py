@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
+from scipy import special
 
-__all__ = ["Family", "check_finite_support", "non_negative_counts"]
+__all__ = ["NUMPY", "Family", "check_finite_support", "non_negative_counts", "tensor"]
+
+# The functions a log density is written with, so one formula serves the model (PyTensor,
+# through ``tensor()``) and prediction (NumPy and SciPy).
+NUMPY = SimpleNamespace(gammaln=special.gammaln, log=np.log, log1p=np.log1p, logaddexp=np.logaddexp)
+
+
+def tensor():
+    """PyTensor's tensor module (imported when a model is built, never to predict)."""
+    import pytensor.tensor as pt
+
+    return pt
 
 
 @dataclass(frozen=True)

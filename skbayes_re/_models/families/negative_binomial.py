@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from ._family import Family, non_negative_counts
+from ._family import NUMPY, Family, non_negative_counts, tensor
 
 __all__ = ["NEGATIVE_BINOMIAL"]
 
@@ -28,18 +28,21 @@ def _add_priors(box, scale) -> dict:
     return {"dispersion": 1.0 / inverse}
 
 
-def _log_density(y, eta, params):
-    import pytensor.tensor as pt
-
-    phi = params["dispersion"]
-    log_total = pt.logaddexp(pt.log(phi), eta)  # log(phi + mu)
+def nb_log_density(y, eta, phi, ops=NUMPY):
+    """Negative-binomial log probability of ``y`` with log mean ``eta`` and dispersion
+    ``phi`` (also for non-integer ``y``), written with ``ops`` (``NUMPY`` or ``tensor()``)."""
+    log_total = ops.logaddexp(ops.log(phi), eta)  # log(phi + mu)
     return (
-        pt.gammaln(y + phi)
-        - pt.gammaln(phi)
-        - pt.gammaln(y + 1.0)
-        + phi * (pt.log(phi) - log_total)
+        ops.gammaln(y + phi)
+        - ops.gammaln(phi)
+        - ops.gammaln(y + 1.0)
+        + phi * (ops.log(phi) - log_total)
         + y * (eta - log_total)
     )
+
+
+def _log_density(y, eta, params):
+    return nb_log_density(y, eta, params["dispersion"], tensor())
 
 
 def _start(target, fitted, weights) -> tuple[dict, dict]:
@@ -56,15 +59,7 @@ def _dispersion(params):
 
 
 def _log_pdf(y, eta, params):
-    y, phi = np.asarray(y)[:, None], _dispersion(params)
-    log_total = np.logaddexp(np.log(phi), eta)
-    return (
-        special.gammaln(y + phi)
-        - special.gammaln(phi)
-        - special.gammaln(y + 1.0)
-        + phi * (np.log(phi) - log_total)
-        + y * (eta - log_total)
-    )
+    return nb_log_density(np.asarray(y)[:, None], eta, _dispersion(params))
 
 
 def _cdf(y, eta, params):

@@ -12,9 +12,9 @@ sums this density over the rows it sees.
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import optimize, stats
 
-from ._family import Family, check_finite_support
+from ._family import NUMPY, Family, check_finite_support, tensor
 
 __all__ = ["STUDENT_T"]
 
@@ -31,18 +31,21 @@ def _add_priors(box, scale) -> dict:
     }
 
 
-def _log_density(y, eta, params):
-    import pytensor.tensor as pt
-
-    nu, sigma = params["nu"], params["sigma"]
-    z = (y - eta) / sigma
+def t_log_density(residual, sigma, nu, ops=NUMPY):
+    """Student-t log density of ``residual`` with scale ``sigma`` and ``nu`` degrees of
+    freedom, written with ``ops`` (``NUMPY``, or ``tensor()`` in the model)."""
+    z = residual / sigma
     return (
-        pt.gammaln(0.5 * (nu + 1.0))
-        - pt.gammaln(0.5 * nu)
-        - 0.5 * pt.log(nu * np.pi)
-        - pt.log(sigma)
-        - 0.5 * (nu + 1.0) * pt.log1p(z**2 / nu)
+        ops.gammaln(0.5 * (nu + 1.0))
+        - ops.gammaln(0.5 * nu)
+        - 0.5 * ops.log(nu * np.pi)
+        - ops.log(sigma)
+        - 0.5 * (nu + 1.0) * ops.log1p(z**2 / nu)
     )
+
+
+def _log_density(y, eta, params):
+    return t_log_density(y - eta, params["sigma"], params["nu"], tensor())
 
 
 def _start(target, fitted, weights) -> tuple[dict, dict]:
@@ -64,17 +67,8 @@ def _weighted_t_fit(residual: np.ndarray, weight: np.ndarray) -> tuple[float, fl
     scale = max(1.4826 * float(np.median(np.abs(residual))), 1e-3)
 
     def negative_log_likelihood(params):
-        log_sigma, log_nu = params
-        nu = np.exp(log_nu)
-        z = residual / np.exp(log_sigma)
-        density = (
-            special.gammaln(0.5 * (nu + 1.0))
-            - special.gammaln(0.5 * nu)
-            - 0.5 * np.log(nu * np.pi)
-            - log_sigma
-            - 0.5 * (nu + 1.0) * np.log1p(z**2 / nu)
-        )
-        return -float(np.sum(weight * density))
+        sigma, nu = np.exp(params)
+        return -float(np.sum(weight * t_log_density(residual, sigma, nu)))
 
     best = optimize.minimize(
         negative_log_likelihood,
@@ -108,15 +102,7 @@ def _cdf(y, eta, params):
 
 
 def _log_pdf(y, eta, params):
-    nu, sigma = params["nu"], params["sigma"]
-    z = _z(y, eta, params)
-    return (
-        special.gammaln(0.5 * (nu + 1.0))
-        - special.gammaln(0.5 * nu)
-        - 0.5 * np.log(nu * np.pi)
-        - np.log(sigma)
-        - 0.5 * (nu + 1.0) * np.log1p(z**2 / nu)
-    )
+    return t_log_density(np.asarray(y)[:, None] - eta, params["sigma"], params["nu"])
 
 
 def _sample(eta, params, rng):
