@@ -41,7 +41,7 @@ def group_effects():
     return np.random.default_rng(12345).normal(0.0, {group_sd}, N_GROUPS)
 
 def partition(index, rows):
-    rng = np.random.default_rng([2024, index])
+    rng = np.random.default_rng([{data_seed}, index])
     X = rng.normal(size=(rows, N_FEATURES))
     code = rng.integers(0, N_GROUPS, rows)
     y = {intercept} + X @ BETA + group_effects()[code] + rng.normal(0.0, {noise_sd}, rows)
@@ -66,8 +66,12 @@ print(json.dumps(dict(seconds=time.perf_counter() - start, rows=len(X))))
 """
 
 
-def generator_code() -> str:
+DATA_SEED = 2024  # the partitions' seeds are (DATA_SEED, partition index)
+
+
+def generator_code(data_seed: int = DATA_SEED) -> str:
     return GENERATOR.format(
+        data_seed=data_seed,
         n_features=N_FEATURES,
         n_groups=N_GROUPS,
         group_sd=GROUP_SD,
@@ -76,8 +80,8 @@ def generator_code() -> str:
     )
 
 
-def in_memory_throughput(rows: int) -> dict:
-    code = generator_code() + IN_MEMORY.format(
+def in_memory_throughput(rows: int, data_seed: int) -> dict:
+    code = generator_code(data_seed) + IN_MEMORY.format(
         rows_per_partition=ROWS_PER_PARTITION, n_partitions=rows // ROWS_PER_PARTITION
     )
     result = json.loads(run_in_fresh_process(code, empty_cache=False).strip().splitlines()[-1])
@@ -102,14 +106,14 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def distributed_fit(rows: int) -> dict:
+def distributed_fit(rows: int, data_seed: int) -> dict:
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
     from skbayes_re import RandomInterceptRegressor
 
     namespace: dict = {}
-    exec(generator_code(), namespace)
+    exec(generator_code(data_seed), namespace)
     warm = namespace["partition"](99, 20_000)  # compiles the structure in the client
     RandomInterceptRegressor(random_state=0).fit(warm.drop(columns="y"), warm["y"])
     frame = lazy_frame(rows // ROWS_PER_PARTITION, namespace)
@@ -227,13 +231,22 @@ def report(rows: int, ours: dict, memory: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="2,000,000 rows instead of 20M")
+    parser.add_argument(
+        "--data-seed",
+        type=int,
+        default=DATA_SEED,
+        help="seed of the rows (the group effects stay fixed); the table is written to "
+        "distributed_seed<N>.md unless it is the default",
+    )
     args = parser.parse_args()
     rows = 2_000_000 if args.quick else 20_000_000
-    memory = in_memory_throughput(2_000_000)  # first: before this process grows
+    memory = in_memory_throughput(2_000_000, args.data_seed)  # first: before this one grows
     print(memory, flush=True)
-    ours = distributed_fit(rows)
+    ours = distributed_fit(rows, args.data_seed)
     print(ours, flush=True)
-    write_result("distributed.md", report(rows, ours, memory))
+    seed = args.data_seed
+    name = "distributed.md" if seed == DATA_SEED else f"distributed_seed{seed}.md"
+    write_result(name, report(rows, ours, memory))
 
 
 if __name__ == "__main__":

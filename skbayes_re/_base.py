@@ -205,6 +205,8 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
         self._check_distinct_groupings(spec["data"])
         if np.all(self._y_scaler.constant):
             result = self._constant_target_result(spec)
+        elif "posterior" in spec:  # drawn directly, without the engine
+            result = _direct_result(spec["posterior"](self.n_posterior_samples))
         else:
             result = self._run_engine(spec, n_obs=n_obs)
         if spec.get("complete") is not None:  # e.g. draws of integrated-out effects
@@ -234,7 +236,6 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
     def _constant_target_result(self, spec: dict):
         """The engine's result for a constant target, without running it: every parameter
         at zero on the standardised scale (see ``_models/constant.py``)."""
-        from ._inference import ADVIResult
         from ._models import zero_draws
 
         warnings.warn(
@@ -245,16 +246,10 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
             UserWarning,
             stacklevel=5,  # the caller of fit or partial_fit
         )
-        draws = zero_draws(spec["build"], spec["data"], self.n_posterior_samples)
-        return ADVIResult(
-            draws=draws,
-            mean={},
-            sd={},
-            loss_curve=[],
-            n_iter=0,
-            converged=True,
-            timings={"compile": 0.0, "optimise": 0.0},
-        )
+        n_draws = self.n_posterior_samples
+        if "zero" in spec:  # a spec drawn without the engine names its own zero draws
+            return _direct_result(spec["zero"](n_draws))
+        return _direct_result(zero_draws(spec["build"], spec["data"], n_draws))
 
     def _run_engine(self, spec: dict, n_obs: float):
         from ._inference import fit_advi  # after the spec, whose modules imported PyMC quietly
@@ -390,6 +385,21 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
 
 class BaseBayesianRegressor(RegressorMixin, BayesianMixedBase):
     """The base of the regressors: ``BayesianMixedBase`` scored by R^2."""
+
+
+def _direct_result(draws: dict):
+    """The engine's result for draws made without it (no optimisation trace)."""
+    from ._inference import ADVIResult
+
+    return ADVIResult(
+        draws=draws,
+        mean={},
+        sd={},
+        loss_curve=[],
+        n_iter=0,
+        converged=True,
+        timings={"compile": 0.0, "optimise": 0.0},
+    )
 
 
 def _correlation(cov: np.ndarray) -> np.ndarray:

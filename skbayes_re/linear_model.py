@@ -190,8 +190,11 @@ class LinearMixedBase(BayesianMixedBase):
     def _spec_from_statistics(self, data: dict) -> dict:
         from . import _models
 
-        if not _models.factor_sizes(data):
+        sizes = _models.factor_sizes(data)
+        if not sizes:
             return self._linear_spec(data)
+        if _models.use_few_rows(data, sizes):
+            return self._few_rows_spec(data, sizes)
         data = _models.mark_centred(data)
         return {
             "key": _models.gaussian_re_structure(data),
@@ -201,6 +204,19 @@ class LinearMixedBase(BayesianMixedBase):
             "move": _models.group_scale_move(self.prior_scale),
             "complete": _models.complete_draws(data, seed_from_random_state(self.random_state)),
             "exclude_rewrites": _models.rewrites_excluded(data),
+        }
+
+    def _few_rows_spec(self, data: dict, sizes: list[int]) -> dict:
+        """Few rows: the posterior with every coefficient and effect integrated out given
+        the variance parameters, drawn without ADVI (``_models/few_rows.py``)."""
+        from . import _models
+
+        seed = seed_from_random_state(self.random_state)
+        return {
+            "data": data,
+            "build": _models.build_gaussian_re_model,
+            "posterior": lambda n_draws: _models.few_rows_draws(data, sizes, n_draws, seed),
+            "zero": lambda n_draws: _models.few_rows_zero_draws(data, sizes, n_draws),
         }
 
     def _linear_spec(self, statistics: dict) -> dict:

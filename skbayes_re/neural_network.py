@@ -69,7 +69,9 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
     perceptron trained on its residuals by scikit-learn's L-BFGS (the best of three seeded
     starts on four fifths of at most 10,000 rows, kept only if it predicts the other fifth
     better by two standard errors; otherwise the perceptron starts at zero), then refines
-    everything jointly by ADVI.
+    everything jointly by ADVI. From fewer than 30 rows, too few to hold out the rows that
+    would show a perceptron helps, the perceptron stays at zero and the fit is the
+    random-intercept linear model's exact posterior (with a ``UserWarning``).
 
     The intercept, the linear part, the group intercepts and scales and the noise always get
     a variational posterior. With ``weights="map"`` (the default, as in a Keras network
@@ -265,6 +267,8 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         )
         point = frozenset(_models.mlp_weight_names(len(sizes))) if self.weights == "map" else None
         self._linear_reference = _models.mlp_linear_reference(data)
+        if _models.use_few_rows(data, [1] * len(n_groups)):
+            return self._few_rows_spec(data)
         return {
             "key": _models.mlp_re_structure(data, self.activation, self.weights),
             "build": functools.partial(_models.build_mlp_re_model, activation=self.activation),
@@ -274,6 +278,27 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
             "row_data": _models.mlp_row_data(data),
             "batch_size": self.batch_size,
             "move": _models.group_scale_move(self.prior_scale),
+        }
+
+    def _few_rows_spec(self, data: dict) -> dict:
+        """Fewer rows than a perceptron can be checked on: the random-intercept linear
+        model's exact posterior, the perceptron at zero (``mlp_few_rows_draws``)."""
+        from . import _models
+
+        warnings.warn(
+            f"With {float(data['n_obs']):g} rows (fewer than {_models.FEW_ROWS}) the network "
+            "cannot be told apart from its linear part: its perceptron stays at zero and the "
+            "fit is the random-intercept linear model's exact posterior, as "
+            "RandomInterceptRegressor gives.",
+            UserWarning,
+            stacklevel=5,  # the caller of fit
+        )
+        self._linear_reference = None  # the fit is that model's: nothing to check
+        seed = seed_from_random_state(self.random_state)
+        return {
+            "data": data,
+            "build": functools.partial(_models.build_mlp_re_model, activation=self.activation),
+            "posterior": lambda n_draws: _models.mlp_few_rows_draws(data, n_draws, seed),
         }
 
     def _run_engine(self, spec: dict, n_obs: int):
@@ -363,9 +388,10 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         """Warn when the fit is implausible beside the random-intercept linear model that the
         network contains: a noise sd well above that model's (the network explains less than
         its own linear part could), or a group sd off by a factor of three."""
-        noise, group_sds = vars(self).pop("_linear_reference")
-        if np.all(self._y_scaler.constant):  # fitted at once, exactly
+        reference = vars(self).pop("_linear_reference")
+        if reference is None or np.all(self._y_scaler.constant):  # fitted at once, exactly
             return
+        noise, group_sds = reference
         fitted = float(np.mean(draws["sigma"]))
         problems = []
         if fitted > _NOISE_TOLERANCE * noise:

@@ -18,6 +18,9 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
     ``u_k = sigma_k * z_k``, ``z_k ~ Normal(0, 1)``, and ``alpha, beta ~ Normal(0, s)``,
     ``sigma, sigma_k ~ HalfNormal(s)`` for ``s = prior_scale``. Every parameter, the group
     scales ``sigma_k`` included, gets a variational posterior (full Bayes, no point estimates).
+    From fewer than 30 rows (Gaussian likelihood) the fit is exact instead: every coefficient
+    and intercept is integrated out given the scales, which are drawn by importance sampling
+    (``n_iter_`` is 0), because a mean-field fit lets so few rows collapse the noise.
 
     Several grouping columns give crossed random intercepts. A group label not seen in ``fit``,
     or a missing one, gets the population-level prediction with the spread of a new group's
@@ -211,7 +214,9 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
     draw. Beside it, a random-intercept column whose groups the data inform well is fitted
     centred (``u ~ Normal(0, sigma_k)``), one whose groups they inform weakly non-centred,
     so that its scale's uncertainty is not understated. On sleepstudy every posterior mean
-    lies within 0.11 posterior sd of NUTS (``benchmarks/results/random_slopes.md``).
+    lies within 0.11 posterior sd of NUTS (``benchmarks/results/random_slopes.md``). From
+    fewer than 30 rows every coefficient and effect is integrated out and the scales and
+    correlations are drawn by importance sampling, without ADVI (``n_iter_`` is 0).
 
     A group not seen in ``fit`` (or a missing label) gets the population-level prediction,
     integrated over a new group's intercept and slopes, so its predictive spread grows with

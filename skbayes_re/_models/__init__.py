@@ -12,6 +12,7 @@ back-transform together:
 * ``linear``: its case without grouping factors, coefficients integrated out given the noise;
 * ``slopes``: correlated random slopes for that model (LKJ prior, non-centred);
 * ``collapsed``: a factor with slopes integrated out of that model's likelihood;
+* ``few_rows``: that model's posterior from few rows, every coefficient integrated out;
 * ``network``: a neural-network mean function with random intercepts;
 * ``families``: the likelihood families (one module each: name, link, support, log density,
   predictive pieces);
@@ -47,6 +48,7 @@ _EXPORTS = {
         "rewrites_excluded",
     ],
     "families": ["FAMILIES", "family_named"],
+    "few_rows": ["FEW_ROWS", "few_rows_draws", "few_rows_zero_draws", "use_few_rows"],
     "glmm": [
         "MINIBATCH_ROWS",
         "MINIBATCH_SIZE",
@@ -69,6 +71,7 @@ _EXPORTS = {
     ],
     "network": [
         "build_mlp_re_model",
+        "mlp_few_rows_draws",
         "mlp_linear_reference",
         "mlp_re_data",
         "mlp_re_init",

@@ -22,6 +22,7 @@ import pytensor.tensor as pt
 
 from .._validation import BLOCK_ROWS
 from ._ops import count_prefixed, matmul
+from .few_rows import few_rows_draws
 from .gaussian import (
     gaussian_loglik,
     gaussian_re_init,
@@ -34,6 +35,7 @@ from .gaussian import (
 
 __all__ = [
     "build_mlp_re_model",
+    "mlp_few_rows_draws",
     "mlp_re_data",
     "mlp_re_init",
     "mlp_linear_reference",
@@ -340,6 +342,24 @@ def _statistics_around(data: dict, network) -> dict[str, np.ndarray]:
             yield features[rows], target[rows] - output, weight[rows]
 
     return gaussian_re_statistics_chunked(chunks(), codes, n_groups, float(data["prior_scale"]))
+
+
+def mlp_few_rows_draws(data: dict[str, np.ndarray], n_draws: int, seed: int) -> dict:
+    """Draws for a data set of few rows (``few_rows.use_few_rows``): the perceptron at zero,
+    where the fit's start leaves it whenever fewer than ``_PRETRAIN_MIN_HELD_OUT`` rows could
+    be held out to show that it helps, and the random-intercept linear part's exact posterior
+    given that (``few_rows.py``). Named and shaped as the engine's draws."""
+    n_layers = count_prefixed(data, "width_")
+    n_factors = count_prefixed(data, "ysum_")
+    draws = few_rows_draws(data, [1] * n_factors, n_draws, seed)
+    width = data["features"].shape[1]
+    for layer in range(n_layers):
+        out = data[f"width_{layer}"].shape[0]
+        draws[f"coef_{layer}"] = np.zeros((n_draws, width, out))
+        draws[f"bias_{layer}"] = np.zeros((n_draws, out))
+        width = out
+    draws["coef_out"] = np.zeros((n_draws, width))
+    return draws
 
 
 def mlp_linear_reference(data: dict[str, np.ndarray]) -> tuple[float, list[float]]:
