@@ -44,6 +44,7 @@ from ._prediction import PredictiveMixin
 from ._validation import (
     GroupEncoder,
     Standardizer,
+    check_offset_observed,
     feature_index,
     is_dask_collection,
     keep_weighted_rows,
@@ -56,7 +57,15 @@ from ._validation import (
     validate_target,
 )
 
-__all__ = ["BaseBayesianRegressor", "BayesianMixedBase"]
+__all__ = ["MISSING_REFUSED", "BaseBayesianRegressor", "BayesianMixedBase"]
+
+MISSING_REFUSED = (
+    "X has missing feature values (NaN). {} with likelihood {!r} does not model them: "
+    "missing values are modelled by BayesianLinearRegressor, RandomInterceptRegressor and "
+    "RandomEffectsRegressor (without random slopes) with likelihood='gaussian'. Pass "
+    "missing_features='error' and put an imputer before this estimator in a Pipeline "
+    "(e.g. make_pipeline(SimpleImputer(), estimator))."
+)
 
 
 class BayesianMixedBase(PredictiveMixin, BaseEstimator):
@@ -72,6 +81,7 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
         "prior_scale": [Interval(numbers.Real, 0, None, closed="neither")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "missing_features": [StrOptions({"model", "error"})],
     }
 
     # ------------------------------------------------------------------ hooks
@@ -93,6 +103,17 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
 
     def _inference_spec(self, features, target, codes, n_groups, weights, offset) -> dict:
         raise NotImplementedError
+
+    def _models_missing_features(self) -> bool:
+        """Whether this estimator, as configured, models missing feature values (NaN)
+        inside its model; the others refuse them with :data:`MISSING_REFUSED`."""
+        return False
+
+    def _check_missing_supported(self, X, positions) -> None:
+        """NaN features under ``missing_features="model"``: refused where no model of the
+        features exists (a ``ValueError`` that says what to do instead)."""
+        if not self._models_missing_features():
+            raise ValueError(MISSING_REFUSED.format(type(self).__name__, self._family_name))
 
     def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
         raise NotImplementedError
@@ -142,6 +163,9 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
             X, self._offset_selection(), positions, self.n_features_in_
         )
         features, offset = split_offset(features, self._offset_position, positions)
+        check_offset_observed(offset)
+        if np.isnan(features).any():
+            self._check_missing_supported(X, positions)
         if offset is not None and family.link == "identity":
             target, offset = target - offset, None  # a location family: y - offset is modelled
         self._x_scaler = Standardizer.fit(features, weights)

@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._models.families import family_named
 from ._predictive import FamilyMixture, GaussianMixture
 from ._validation import (
+    check_offset_observed,
     is_dask_collection,
     seed_from_random_state,
     split_features_and_groups,
@@ -53,6 +54,7 @@ class PredictiveMixin:
         features, offset = split_offset(
             features, getattr(self, "_offset_position", None), self._group_positions
         )
+        check_offset_observed(offset)
         codes = []
         for encoder, column in zip(self._encoders, labels, strict=True):
             code = encoder.transform(column)
@@ -72,12 +74,19 @@ class PredictiveMixin:
         params = {name: self._draws[name] for name in family.parameters}
         for start in range(0, features.shape[0], chunk):
             rows = slice(start, start + chunk)
-            loc = self._mean_function(features[rows])
+            block = features[rows]
+            missing = np.isnan(block).any(axis=1) if block.size else np.zeros(0, bool)
+            if missing.any():  # the missing cells integrated out under the feature model
+                loc, spread = self._integrate_missing(block)
+            else:
+                loc, spread = self._mean_function(block), None
             if offset is not None:
                 loc = loc + offset[rows, None]
             variance = np.broadcast_to(
                 self._draws["sigma"] ** 2 if gaussian else np.zeros(n_draws), loc.shape
             ).copy()
+            if spread is not None:
+                variance += spread
             for k, code in enumerate(codes):
                 loc, variance = self._add_group(k, code[rows], features[rows], loc, variance)
             if gaussian:
@@ -105,6 +114,59 @@ class PredictiveMixin:
             unseen_variance = np.einsum("rsj,rj->rs", spread, design)
         variance = variance + np.where(seen[:, None], 0.0, unseen_variance)
         return loc, variance
+
+    def _integrate_missing(self, features):
+        """The mean function of rows with missing cells (see ``LinearMixedBase``); an
+        estimator without a model of its features refuses them."""
+        raise ValueError(
+            f"X has missing feature values (NaN), which {type(self).__name__} does not "
+            "model; impute them first (e.g. a Pipeline with an imputer)."
+        )
+
+    def _feature_model(self):
+        return None
+
+    def impute(self, X, return_std=False):
+        """Posterior mean (and sd) of the missing feature values of ``X``.
+
+        Each row's missing cells given its observed ones under the fitted Gaussian model of
+        the features, averaged over its posterior draws; observed cells are returned
+        unchanged (sd 0). The target is not used: for the training rows the fit's own
+        imputations, which also condition on the target, are in ``posterior_``
+        (``imputed``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows laid out as in ``fit``; NaN marks a missing value.
+        return_std : bool, default=False
+            Also return the posterior sd of each cell.
+
+        Returns
+        -------
+        X_imputed : ndarray or DataFrame of shape (n_samples, n_fixed_features)
+            The feature columns (grouping and offset columns left out), a DataFrame with
+            their names and ``X``'s index when ``X`` is one.
+        X_std : ndarray or DataFrame of shape (n_samples, n_fixed_features)
+            Their posterior sds, only if ``return_std``.
+        """
+        from ._models.feature_model import impute_cells
+
+        features, _, _ = self._prediction_inputs(X)
+        model = self._feature_model()
+        if model is None:
+            raise ValueError(
+                f"{type(self).__name__} has no model of its features; impute needs a "
+                "Gaussian linear model (likelihood='gaussian') with feature columns."
+            )
+        mean, sd = impute_cells(features, *model)
+        if hasattr(X, "columns"):
+            import pandas as pd
+
+            names = self._fixed_feature_names()
+            mean = pd.DataFrame(mean, index=X.index, columns=names)
+            sd = pd.DataFrame(sd, index=X.index, columns=names)
+        return (mean, sd) if return_std else mean
 
     def predict(self, X, return_std=False):
         """Posterior predictive mean (and standard deviation).

@@ -20,6 +20,7 @@ from ._groups import GroupEncoder, check_labels, warn_if_no_label_seen
 __all__ = [
     "GroupEncoder",
     "check_labels",
+    "check_offset_observed",
     "RunningMoments",
     "is_dask_collection",
     "Standardizer",
@@ -108,7 +109,10 @@ class Standardizer:
         cls, values: np.ndarray, weights: np.ndarray | None = None, block_rows: int = BLOCK_ROWS
     ) -> Standardizer:
         """Column means and standard deviations (weighted when ``weights`` are given), in
-        row blocks (two passes), so no temporary as large as ``values`` is made."""
+        row blocks (two passes), so no temporary as large as ``values`` is made. Missing
+        values (NaN) are left out: each column's moments are those of its observed cells."""
+        if values.ndim == 2 and np.isnan(values).any():
+            return cls._fit_observed(values, weights)
         blocks = range(0, values.shape[0], block_rows)
         if weights is None:
             n_rows = max(values.shape[0], 1)
@@ -124,6 +128,27 @@ class Standardizer:
                 for i in blocks
             )
         return cls.from_moments(total, mean, squares, *_row_extremes(values, block_rows))
+
+    @classmethod
+    def _fit_observed(cls, values: np.ndarray, weights) -> Standardizer:
+        """``fit`` for a matrix with missing values: per column, over its observed cells."""
+        observed = ~np.isnan(values)
+        column_weights = observed if weights is None else observed * weights[:, None]
+        totals = column_weights.sum(axis=0)
+        if not np.all(totals > 0):
+            raise ValueError(
+                f"Feature column(s) {np.flatnonzero(totals <= 0).tolist()} have no observed "
+                "value (every cell is NaN, or has weight 0): they cannot be modelled."
+            )
+        filled = np.where(observed, values, 0.0)
+        mean = (column_weights * filled).sum(axis=0) / totals
+        squares = (column_weights * np.where(observed, filled - mean, 0.0) ** 2).sum(axis=0)
+        low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+        exact = low == high
+        mean = np.where(exact, low, mean)
+        scale = np.sqrt(squares / totals)
+        constant = exact | ~(scale > 1e-12 * np.maximum(1.0, np.abs(mean)))
+        return cls(mean=mean, scale=np.where(constant, 1.0, scale), constant=np.asarray(constant))
 
     @classmethod
     def from_moments(cls, n_rows: float, mean, squares, low=None, high=None) -> Standardizer:
@@ -346,8 +371,9 @@ def _shown(names: list[str]) -> str:
     return ", ".join(repr(c) for c in names[:10]) + (", ..." if len(names) > 10 else "")
 
 
-def _as_2d_input(X):
-    """Check shape/sparsity/complexity without forcing a numeric dtype (labels may be text)."""
+def _as_2d_input(X, allow_nan: bool = False):
+    """Check shape/sparsity/complexity without forcing a numeric dtype (labels may be text);
+    a plain array may hold NaN (not inf) when ``allow_nan``."""
     if isinstance(X, pd.DataFrame):
         if X.shape[0] == 0:
             raise ValueError(
@@ -356,9 +382,10 @@ def _as_2d_input(X):
         if X.shape[1] == 0:
             raise ValueError(f"X has no columns (shape={X.shape}); at least one is required.")
         return X
-    # A plain array is validated like any scikit-learn input (finite everywhere); missing
-    # group labels are a DataFrame feature.
-    return check_array(X, dtype=None, accept_sparse=False, input_name="X")
+    # A plain array is validated like any scikit-learn input: finite everywhere, or finite
+    # where observed when missing feature values are modelled.
+    finite = "allow-nan" if allow_nan else True
+    return check_array(X, dtype=None, accept_sparse=False, input_name="X", ensure_all_finite=finite)
 
 
 def _check_numeric(feature_part, feature_positions: list[int]) -> None:
@@ -387,10 +414,13 @@ def _check_numeric(feature_part, feature_positions: list[int]) -> None:
 def split_features_and_groups(estimator, X, groups, *, reset: bool):
     """Validate ``X`` and split it into a float feature matrix and raw group-label columns.
 
-    Returns ``(features, labels, group_positions)`` where ``features`` is a finite float64
-    array of the non-grouping columns and ``labels`` a list of 1-D object arrays.
+    Returns ``(features, labels, group_positions)`` where ``features`` is a float64 array of
+    the non-grouping columns and ``labels`` a list of 1-D object arrays. ``features`` is
+    finite, or holds NaN for missing values when the estimator's ``missing_features`` is
+    ``"model"``; otherwise a NaN is a ``ValueError`` naming its columns. inf is always one.
     """
-    X = _as_2d_input(X)
+    allow_nan = getattr(estimator, "missing_features", "error") == "model"
+    X = _as_2d_input(X, allow_nan)
     validate_data(estimator, X, skip_check_array=True, reset=reset)
     n_features = X.shape[1]
     positions = resolve_group_columns(X, groups, n_features)
@@ -409,8 +439,23 @@ def split_features_and_groups(estimator, X, groups, *, reset: bool):
         dtype=np.float64,
         ensure_min_features=0 if positions else 1,
         input_name="X",
+        ensure_all_finite="allow-nan",
     )
+    if not allow_nan:
+        _refuse_missing(X, features, feature_positions)
     return features, label_columns, positions
+
+
+def _refuse_missing(X, features: np.ndarray, feature_positions: list[int]) -> None:
+    """A NaN feature under ``missing_features="error"``: a ``ValueError`` naming the columns."""
+    columns = np.flatnonzero(np.isnan(features).any(axis=0))
+    if columns.size:
+        names = [_column_label(X, feature_positions[i]) for i in columns]
+        raise ValueError(
+            f"Input X contains NaN in feature column(s) {_shown(names)}. With "
+            "missing_features='error' missing feature values are refused; set "
+            "missing_features='model' to model them, or impute them first (e.g. in a Pipeline)."
+        )
 
 
 def offset_position(X, offset, group_positions: list[int], n_features: int) -> int | None:
@@ -434,6 +479,15 @@ def split_offset(features: np.ndarray, position, group_positions: list[int]):
         return features, None
     index = feature_index(position, group_positions)
     return np.delete(features, index, axis=1), np.ascontiguousarray(features[:, index])
+
+
+def check_offset_observed(offset) -> None:
+    """An offset column is never missing: NaN in it is a ``ValueError``."""
+    if offset is not None and np.isnan(offset).any():
+        raise ValueError(
+            "Input X contains NaN in the offset column; the offset must be observed in every "
+            "row (missing_features models feature columns only)."
+        )
 
 
 def feature_index(position: int, group_positions: list[int]) -> int:

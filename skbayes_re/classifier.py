@@ -48,6 +48,12 @@ class RandomEffectsClassifier(ClassifierMixin, LinearMixedBase):
         Seed of initialisation, optimisation noise and posterior draws.
     verbose : int, default=0
         0 prints nothing; 1 shows a status line.
+    missing_features : {"model", "error"}, default="model"
+        What a NaN in a feature column means. This estimator does not model missing
+        values: with ``"model"`` they are a ``ValueError`` that says so (use
+        ``"error"`` and an imputer in a Pipeline, or a Gaussian linear estimator, which
+        models them); ``"error"``: a ``ValueError`` naming the column. NaN in a grouping
+        column is a missing label either way; inf is always an error.
     batch_size : int or None, default=None
         Rows per minibatch step (every row each step when None, up to 200,000 rows).
 
@@ -120,6 +126,7 @@ class RandomEffectsClassifier(ClassifierMixin, LinearMixedBase):
         prior_scale=2.5,
         random_state=None,
         verbose=0,
+        missing_features="model",
         batch_size=None,
     ):
         self.groups = groups
@@ -133,6 +140,7 @@ class RandomEffectsClassifier(ClassifierMixin, LinearMixedBase):
         self.prior_scale = prior_scale
         self.random_state = random_state
         self.verbose = verbose
+        self.missing_features = missing_features
         self.batch_size = batch_size
 
     def _likelihood_name(self) -> str:

@@ -53,13 +53,24 @@ class LinearMixedBase(BayesianMixedBase):
         tags = super().__sklearn_tags__()
         if self._likelihood_name() in ("poisson", "negative_binomial"):
             tags.target_tags.positive_only = True
+        tags.input_tags.allow_nan = self._models_missing_features()
         return tags
+
+    def _models_missing_features(self) -> bool:
+        """The Gaussian models without random slopes model missing feature values."""
+        return (
+            getattr(self, "missing_features", "error") == "model"
+            and self._likelihood_name() == "gaussian"
+            and not self._slope_selection()
+        )
 
     def _inference_spec(self, features, target, codes, n_groups, weights, offset) -> dict:
         from . import _models
 
         if self._likelihood_name() != "gaussian":
             return self._per_row_spec(features, target, codes, n_groups, weights, offset)
+        if np.isnan(features).any():
+            return self._missing_spec(features, target, codes, n_groups, weights)
         data = _models.gaussian_re_statistics_chunked(
             self._row_chunks(features, target, weights),
             codes,
@@ -68,6 +79,34 @@ class LinearMixedBase(BayesianMixedBase):
             self._slope_features,
         )
         return self._spec_from_statistics(data)
+
+    def _missing_spec(self, features, target, codes, n_groups, weights) -> dict:
+        """Missing feature values: their cells latent under a Gaussian feature model, the
+        complete rows on sufficient statistics (``_models/missing.py``); ADVI at any row
+        count (the few-rows path has no latent cells)."""
+        from . import _models
+
+        standardised = self._x_scaler.transform(features)
+        complete = ~np.isnan(standardised).any(axis=1)
+        rows = np.flatnonzero(complete)
+        chunks = [(standardised[rows], target[rows], None if weights is None else weights[rows])]
+        data = _models.missing_data(
+            chunks, standardised, target, codes, n_groups, weights, self.prior_scale
+        )
+        incomplete = np.flatnonzero(~complete)
+        missing = np.isnan(standardised[incomplete])
+        self._missing_cells = (
+            incomplete[np.nonzero(missing)[0]],
+            np.nonzero(missing)[1],
+        )
+        return {
+            "key": _models.missing_structure(data),
+            "build": _models.build_missing_model,
+            "data": data,
+            "init": _models.missing_init(data, standardised, target, codes, n_groups, weights),
+            "move": _models.group_scale_move(self.prior_scale),
+            "complete": _models.missing_complete_draws(data),
+        }
 
     def _per_row_spec(self, features, target, codes, n_groups, weights, offset) -> dict:
         """A likelihood without sufficient statistics: the per-row model (``_models/glmm.py``),
@@ -188,6 +227,18 @@ class LinearMixedBase(BayesianMixedBase):
         self._finish_fit(self._spec_from_statistics(data), fitted.n_obs, fitted.n_seen)
 
     def _spec_from_statistics(self, data: dict) -> dict:
+        """The spec of a fit on sufficient statistics, its last step also keeping the
+        complete rows' feature model (for predicting rows with missing values)."""
+        from . import _models
+
+        spec = self._statistics_spec(data)
+        if data["wtw"].shape[0] > 1:
+            features = _models.plug_in_feature_draws(data["wtw"])
+            spec["complete"] = _then(spec.get("complete"), lambda draws: draws.update(features))
+        self._missing_cells = None
+        return spec
+
+    def _statistics_spec(self, data: dict) -> dict:
         from . import _models
 
         sizes = _models.factor_sizes(data)
@@ -247,6 +298,7 @@ class LinearMixedBase(BayesianMixedBase):
             yield self._x_scaler.transform(features[rows]), target[rows], block_weights
 
     def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
+        from . import _models
         from ._models import gaussian_re_to_original, glmm_to_original
 
         scalers = (self._x_scaler, self._y_scaler)
@@ -256,6 +308,8 @@ class LinearMixedBase(BayesianMixedBase):
             kept = glmm_to_original(
                 draws, *scalers, n_seen, self._slope_features, self._family_name
             )
+        if "feature_mean" in draws:
+            kept |= _models.feature_model_to_original(draws, self._x_scaler)
         self.coef_ = kept["coef"].mean(axis=0)
         self.intercept_ = float(mean_over_draws(kept["intercept"]))
         return kept
@@ -263,10 +317,52 @@ class LinearMixedBase(BayesianMixedBase):
     def _mean_function(self, features: np.ndarray) -> np.ndarray:
         return self._draws["intercept"][None, :] + features @ self._draws["coef"].T
 
+    def _feature_model(self):
+        """Draws of the features' mean (S, p) and covariance (S, p, p), or None."""
+        if "feature_mean" not in getattr(self, "_draws", {}):
+            return None
+        return self._draws["feature_mean"], self._draws["feature_cov"]
+
+    def _integrate_missing(self, features: np.ndarray):
+        """The mean function of rows with missing cells, those integrated out under the
+        feature model: (mean (R, S), the variance it adds (R, S))."""
+        from ._models.feature_model import integrate_missing_linear
+
+        if self._feature_model() is None:
+            return super()._integrate_missing(features)
+        slopes = sorted({i for factor in self._slope_features for i in factor})
+        if slopes and np.isnan(features[:, slopes]).any():
+            raise ValueError(
+                "X has missing values (NaN) in a feature with random slopes; such cells "
+                "are not modelled: impute them first."
+            )
+        loc, variance = integrate_missing_linear(
+            features, self._draws["coef"], *self._feature_model()
+        )
+        return self._draws["intercept"][None, :] + loc, variance
+
     def _posterior_variables(self):
         names = self._fixed_feature_names()
         values = {"intercept": self._draws["intercept"], "coef": self._draws["coef"]}
-        return values, {"coef": ["feature"]}, {"feature": names}
+        dims, coords = {"coef": ["feature"]}, {"feature": names}
+        if "imputed" in self._draws:
+            rows, columns = self._missing_cells
+            values["imputed"] = self._draws["imputed"]
+            dims["imputed"] = ["missing_cell"]
+            coords["missing_cell"] = [f"{r}:{names[c]}" for r, c in zip(rows, columns, strict=True)]
+        return values, dims, coords
+
+
+def _then(first, second):
+    """Two ``complete`` steps one after the other (the first may be None)."""
+    if first is None:
+        return second
+
+    def both(draws: dict) -> None:
+        first(draws)
+        second(draws)
+
+    return both
 
 
 class BayesianLinearRegressor(RegressorMixin, LinearMixedBase):
@@ -317,6 +413,16 @@ class BayesianLinearRegressor(RegressorMixin, LinearMixedBase):
         Seed of initialisation, optimisation noise and posterior draws.
     verbose : int, default=0
         0 prints nothing; 1 shows a progress bar with the running loss.
+    missing_features : {"model", "error"}, default="model"
+        What a NaN in a feature column means. ``"model"``: a missing value, a latent
+        variable under a Gaussian model of the features (their mean and full covariance
+        learned from every row's observed cells); its posterior conditions on the row's
+        observed features, groups and target, rows with no missing cell keep the
+        sufficient statistics, and ``predict`` integrates a row's missing cells out
+        (``impute`` returns their posterior mean and sd). Gaussian likelihood only (and no
+        NaN in random-slope features); ``partial_fit`` and Dask input refuse NaN.
+        ``"error"``: a ``ValueError`` naming the column. NaN in a grouping column is a
+        missing label either way; NaN in the offset column, and inf anywhere, are errors.
     batch_size : int or None, default=None
         Rows per block when the data are reduced to the model's sufficient statistics
         (cross-products), bounding working memory for very large ``X``. The ELBO and its
@@ -380,6 +486,7 @@ class BayesianLinearRegressor(RegressorMixin, LinearMixedBase):
         prior_scale=2.5,
         random_state=None,
         verbose=0,
+        missing_features="model",
         batch_size=None,
     ):
         self.batch_size = batch_size
@@ -393,3 +500,4 @@ class BayesianLinearRegressor(RegressorMixin, LinearMixedBase):
         self.prior_scale = prior_scale
         self.random_state = random_state
         self.verbose = verbose
+        self.missing_features = missing_features

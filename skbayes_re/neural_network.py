@@ -125,6 +125,12 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         Seed of the weight initialisation, optimisation noise and posterior draws.
     verbose : int, default=0
         0 prints nothing; 1 shows a progress bar with the running loss.
+    missing_features : {"model", "error"}, default="model"
+        What a NaN in a feature column means. This estimator does not model missing
+        values: with ``"model"`` they are a ``ValueError`` that says so (use
+        ``"error"`` and an imputer in a Pipeline, or a Gaussian linear estimator, which
+        models them); ``"error"``: a ``ValueError`` naming the column. NaN in a grouping
+        column is a missing label either way; inf is always an error.
     batch_size : int or None, default=None
         Rows per optimisation step (minibatch ADVI): each step evaluates the network on a
         random block of ``batch_size`` rows, its log-likelihood scaled up to the full data,
@@ -225,6 +231,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         prior_scale=2.5,
         random_state=None,
         verbose=0,
+        missing_features="model",
         batch_size=None,
     ):
         self.batch_size = batch_size
@@ -241,6 +248,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         self.prior_scale = prior_scale
         self.random_state = random_state
         self.verbose = verbose
+        self.missing_features = missing_features
 
     def _group_selection(self):
         return self.groups

@@ -76,6 +76,16 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         Seed of initialisation, optimisation noise and posterior draws.
     verbose : int, default=0
         0 prints nothing; 1 shows a progress bar with the running loss.
+    missing_features : {"model", "error"}, default="model"
+        What a NaN in a feature column means. ``"model"``: a missing value, a latent
+        variable under a Gaussian model of the features (their mean and full covariance
+        learned from every row's observed cells); its posterior conditions on the row's
+        observed features, groups and target, rows with no missing cell keep the
+        sufficient statistics, and ``predict`` integrates a row's missing cells out
+        (``impute`` returns their posterior mean and sd). Gaussian likelihood only (and no
+        NaN in random-slope features); ``partial_fit`` and Dask input refuse NaN.
+        ``"error"``: a ``ValueError`` naming the column. NaN in a grouping column is a
+        missing label either way; NaN in the offset column, and inf anywhere, are errors.
     batch_size : int or None, default=None
         Rows per block when the data are reduced to the model's sufficient statistics
         (cross-products and per-group sums), bounding working memory for very large ``X``.
@@ -169,6 +179,7 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         prior_scale=2.5,
         random_state=None,
         verbose=0,
+        missing_features="model",
         batch_size=None,
     ):
         self.batch_size = batch_size
@@ -183,6 +194,7 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         self.prior_scale = prior_scale
         self.random_state = random_state
         self.verbose = verbose
+        self.missing_features = missing_features
 
     def _group_selection(self):
         return self.groups
@@ -273,6 +285,16 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
         Seed of initialisation, optimisation noise and posterior draws.
     verbose : int, default=0
         0 prints nothing; 1 shows a progress bar with the running loss.
+    missing_features : {"model", "error"}, default="model"
+        What a NaN in a feature column means. ``"model"``: a missing value, a latent
+        variable under a Gaussian model of the features (their mean and full covariance
+        learned from every row's observed cells); its posterior conditions on the row's
+        observed features, groups and target, rows with no missing cell keep the
+        sufficient statistics, and ``predict`` integrates a row's missing cells out
+        (``impute`` returns their posterior mean and sd). Gaussian likelihood only (and no
+        NaN in random-slope features); ``partial_fit`` and Dask input refuse NaN.
+        ``"error"``: a ``ValueError`` naming the column. NaN in a grouping column is a
+        missing label either way; NaN in the offset column, and inf anywhere, are errors.
     batch_size : int or None, default=None
         Rows per block when the data are reduced to sufficient statistics, bounding working
         memory for very large ``X``; the fit always uses all rows exactly.
@@ -365,6 +387,7 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
         prior_scale=2.5,
         random_state=None,
         verbose=0,
+        missing_features="model",
         batch_size=None,
     ):
         self.batch_size = batch_size
@@ -380,6 +403,7 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
         self.prior_scale = prior_scale
         self.random_state = random_state
         self.verbose = verbose
+        self.missing_features = missing_features
 
     def _group_selection(self):
         return self.groups

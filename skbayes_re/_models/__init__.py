@@ -12,6 +12,9 @@ back-transform together:
 * ``linear``: its case without grouping factors, coefficients integrated out given the noise;
 * ``slopes``: correlated random slopes for that model (LKJ prior, non-centred);
 * ``collapsed``: a factor with slopes integrated out of that model's likelihood;
+* ``missing``: missing feature values as latent cells of that model (a Gaussian feature
+  model; complete rows keep their statistics);
+* ``feature_model``: that feature model's conditional distributions (NumPy only);
 * ``few_rows``: that model's posterior from few rows, every coefficient integrated out;
 * ``network``: a neural-network mean function with random intercepts;
 * ``families``: the likelihood families (one module each: name, link, support, log density,
@@ -48,6 +51,19 @@ _EXPORTS = {
         "rewrites_excluded",
     ],
     "families": ["FAMILIES", "family_named"],
+    "feature_model": [
+        "feature_model_to_original",
+        "impute_cells",
+        "integrate_missing_linear",
+        "plug_in_feature_draws",
+    ],
+    "missing": [
+        "build_missing_model",
+        "missing_complete_draws",
+        "missing_data",
+        "missing_init",
+        "missing_structure",
+    ],
     "few_rows": ["FEW_ROWS", "few_rows_draws", "few_rows_zero_draws", "use_few_rows"],
     "glmm": [
         "MINIBATCH_ROWS",
