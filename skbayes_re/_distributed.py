@@ -143,7 +143,11 @@ def _partition_arrays(part: pd.DataFrame, target: pd.Series, weight, features, p
     values = part.iloc[:, features].to_numpy(dtype=np.float64)
     y = target.to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(values)):
-        raise ValueError("Input X contains NaN or infinity in a feature column.")
+        raise ValueError(
+            "Input X contains NaN or infinity in a feature column. Dask input is reduced to "
+            "sufficient statistics, which cannot hold missing values: fit in memory "
+            "(missing_features='model'), or impute them first."
+        )
     if not np.all(np.isfinite(y)):
         raise ValueError("Input y contains NaN or infinity.")
     labels = [part.iloc[:, i].reset_index(drop=True) for i in positions]

@@ -86,6 +86,12 @@ class LinearMixedBase(BayesianMixedBase):
         count (the few-rows path has no latent cells)."""
         from . import _models
 
+        if features.shape[1] > _models.MAX_FEATURES:
+            raise ValueError(
+                f"Missing feature values are modelled for up to {_models.MAX_FEATURES} "
+                f"feature columns; X has {features.shape[1]}. Pass missing_features='error' "
+                "with an imputer in a Pipeline."
+            )
         standardised = self._x_scaler.transform(features)
         complete = ~np.isnan(standardised).any(axis=1)
         rows = np.flatnonzero(complete)
@@ -199,6 +205,12 @@ class LinearMixedBase(BayesianMixedBase):
         check_consistent_length(features, target)
         weights = validate_sample_weight(sample_weight, target)
         features, target, labels, weights = keep_weighted_rows(weights, features, target, labels)
+        if np.isnan(features).any():
+            raise ValueError(
+                "X has missing feature values (NaN); partial_fit accumulates sufficient "
+                "statistics, which cannot hold them. Use fit (missing_features='model'), or "
+                "pass missing_features='error' with an imputer in a Pipeline."
+            )
         if first:
             self._remember_groups(X, positions)
             self._stream = StatisticsStream(

@@ -58,6 +58,7 @@ _EXPORTS = {
         "plug_in_feature_draws",
     ],
     "missing": [
+        "MAX_FEATURES",
         "build_missing_model",
         "missing_complete_draws",
         "missing_data",
