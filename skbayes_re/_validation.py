@@ -431,6 +431,11 @@ def split_features_and_groups(estimator, X, groups, *, reset: bool):
     else:
         feature_part = X[:, feature_positions]
         label_columns = [pd.Series(X[:, i]) for i in positions]
+        if allow_nan and any(column.isna().any() for column in label_columns):
+            raise ValueError(
+                "Input X contains NaN in a grouping column; a plain array must have every "
+                "group label (missing labels are accepted in DataFrame columns)."
+            )
     if positions and not feature_positions:  # grouping columns only: intercepts alone
         return np.empty((X.shape[0], 0)), label_columns, positions
     _check_numeric(feature_part, feature_positions)
