@@ -170,7 +170,7 @@ def test_verbose_shows_progress_and_silent_by_default(data, capfd):
 def test_bad_training_data_is_refused(data, change, message):
     X, y = change(*data)
     with pytest.raises(ValueError, match=message):
-        BayesianLinearRegressor().fit(X, y)
+        BayesianLinearRegressor(missing_features="error").fit(X, y)
 
 
 def test_bad_hyperparameters_are_refused(data):

@@ -40,7 +40,14 @@ from skbayes_re import (
 )
 
 KINDS = ["linear", "intercepts", "slopes", "network"]
-SMALL_FIT = {"max_iter": 2000, "n_posterior_samples": 200, "random_state": 0}
+# NaN features are refused here ("error"): these properties are about input validation;
+# missing_features="model" is tested in test_missing.py.
+SMALL_FIT = {
+    "max_iter": 2000,
+    "n_posterior_samples": 200,
+    "random_state": 0,
+    "missing_features": "error",
+}
 MISSING = -1  # the code of a missing label
 
 
