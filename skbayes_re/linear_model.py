@@ -111,7 +111,9 @@ class LinearMixedBase(BayesianMixedBase):
             "data": data,
             "init": _models.missing_init(data, standardised, target, codes, n_groups, weights),
             "move": _models.group_scale_move(self.prior_scale),
-            "complete": _models.missing_complete_draws(data),
+            "complete": _models.missing_complete_draws(
+                data, seed_from_random_state(self.random_state)
+            ),
         }
 
     def _per_row_spec(self, features, target, codes, n_groups, weights, offset) -> dict:
@@ -431,7 +433,9 @@ class BayesianLinearRegressor(RegressorMixin, LinearMixedBase):
         learned from every row's observed cells); its posterior conditions on the row's
         observed features, groups and target, rows with no missing cell keep the
         sufficient statistics, and ``predict`` integrates a row's missing cells out
-        (``impute`` returns their posterior mean and sd). Gaussian likelihood only (and no
+        (``impute`` returns their posterior mean and sd; ``posterior_["imputed"]`` holds
+        draws of the training rows' missing cells, dim ``missing_cell`` labelled
+        ``"row:column"``). Gaussian likelihood only (and no
         NaN in random-slope features); ``partial_fit`` and Dask input refuse NaN.
         ``"error"``: a ``ValueError`` naming the column. NaN in a grouping column is a
         missing label either way; NaN in the offset column, and inf anywhere, are errors.

@@ -82,7 +82,9 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         learned from every row's observed cells); its posterior conditions on the row's
         observed features, groups and target, rows with no missing cell keep the
         sufficient statistics, and ``predict`` integrates a row's missing cells out
-        (``impute`` returns their posterior mean and sd). Gaussian likelihood only (and no
+        (``impute`` returns their posterior mean and sd; ``posterior_["imputed"]`` holds
+        draws of the training rows' missing cells, dim ``missing_cell`` labelled
+        ``"row:column"``). Gaussian likelihood only (and no
         NaN in random-slope features); ``partial_fit`` and Dask input refuse NaN.
         ``"error"``: a ``ValueError`` naming the column. NaN in a grouping column is a
         missing label either way; NaN in the offset column, and inf anywhere, are errors.
@@ -291,7 +293,9 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
         learned from every row's observed cells); its posterior conditions on the row's
         observed features, groups and target, rows with no missing cell keep the
         sufficient statistics, and ``predict`` integrates a row's missing cells out
-        (``impute`` returns their posterior mean and sd). Gaussian likelihood only (and no
+        (``impute`` returns their posterior mean and sd; ``posterior_["imputed"]`` holds
+        draws of the training rows' missing cells, dim ``missing_cell`` labelled
+        ``"row:column"``). Gaussian likelihood only (and no
         NaN in random-slope features); ``partial_fit`` and Dask input refuse NaN.
         ``"error"``: a ``ValueError`` naming the column. NaN in a grouping column is a
         missing label either way; NaN in the offset column, and inf anywhere, are errors.

