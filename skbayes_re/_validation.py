@@ -431,10 +431,12 @@ def split_features_and_groups(estimator, X, groups, *, reset: bool):
     else:
         feature_part = X[:, feature_positions]
         label_columns = [pd.Series(X[:, i]) for i in positions]
-        if allow_nan and any(column.isna().any() for column in label_columns):
+        models_missing = getattr(estimator, "_models_missing_features", lambda: False)()
+        if allow_nan and not models_missing and any(c.isna().any() for c in label_columns):
             raise ValueError(
                 "Input X contains NaN in a grouping column; a plain array must have every "
-                "group label (missing labels are accepted in DataFrame columns)."
+                "group label here (missing labels are accepted in DataFrame columns, and in "
+                "arrays by the estimators that model missing values)."
             )
     if positions and not feature_positions:  # grouping columns only: intercepts alone
         return np.empty((X.shape[0], 0)), label_columns, positions
