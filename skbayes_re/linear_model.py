@@ -345,7 +345,7 @@ class BayesianLinearRegressor(RegressorMixin, LinearMixedBase):
         Seconds spent compiling (0 when a compiled model was reused) and optimising.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 
     See Also

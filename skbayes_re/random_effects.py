@@ -109,7 +109,7 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         Seconds spent compiling (0 when a compiled model was reused) and optimising.
     n_features_in_ : int
         Number of columns seen during fit, grouping columns included.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of columns seen during fit, when ``X`` has string column names.
 
     See Also
@@ -312,7 +312,7 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
         Seconds spent compiling (0 when a compiled model was reused) and optimising.
     n_features_in_ : int
         Number of columns seen during fit, grouping columns included.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of columns seen during fit, when ``X`` has string column names.
 
     See Also
