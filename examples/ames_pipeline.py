@@ -1,15 +1,20 @@
-"""Real data in a scikit-learn workflow: Ames house prices with neighbourhood intercepts.
+"""
+Real data in a scikit-learn workflow: Ames house prices
+=======================================================
 
-A ``ColumnTransformer`` log-transforms and scales the numeric columns and passes the
-``neighborhood`` column through (as pandas output, so its category dtype survives);
-``GridSearchCV`` tunes the prior scale by cross-validated MAE, using both cores. The held-out
-report gives MAE, 90% interval coverage, and the neighbourhood effects with their spread.
+Ames house prices (2,930 sales, :func:`skbayes_re.datasets.load_ames`) with neighbourhood
+intercepts, in an ordinary scikit-learn workflow: a ``ColumnTransformer`` log-transforms and
+scales the numeric columns and passes the ``neighborhood`` column through (as pandas output,
+so its category dtype survives and the estimator finds it); ``GridSearchCV`` tunes the prior
+scale by cross-validated MAE, using both cores. The held-out report gives MAE, 90% interval
+coverage, and the neighbourhood effects with their spread.
 
 Run: ``python examples/ames_pipeline.py``
 """
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.metrics import mean_absolute_error
@@ -19,9 +24,18 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from skbayes_re import RandomInterceptRegressor
 from skbayes_re.datasets import load_ames
+from skbayes_re.plotting import plot_shrinkage
 
 SKEWED = ["gr_liv_area", "lot_area", "total_bsmt_sf"]
 PLAIN = ["year_built", "overall_qual", "garage_cars"]
+
+# %%
+# The pipeline
+# ------------
+# Skewed areas are log-transformed, then every numeric column is standardised. The
+# neighbourhood column is not named in the transformer: ``remainder="passthrough"`` hands
+# it on unchanged, and ``groups=["neighborhood"]`` tells the estimator it is a grouping
+# column.
 
 
 def build_pipeline() -> Pipeline:
@@ -47,6 +61,14 @@ def build_pipeline() -> Pipeline:
     )
 
 
+# %%
+# Search, fit and held-out report
+# -------------------------------
+# Five-fold ``GridSearchCV`` over three prior scales (15 fits on two workers, each of which
+# compiles the model once and reuses it), then the best pipeline is scored on the held-out
+# quarter. The figure shows the shrinkage of the neighbourhood intercepts.
+
+
 def main():
     X, y = load_ames()
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
@@ -70,7 +92,15 @@ def main():
     print(f"neighbourhood sd (log price): {model.group_sd_['neighborhood']:.3f}")
     print("cheapest and dearest neighbourhoods (effect on log price):")
     print(effects.iloc[[0, 1, 2, -3, -2, -1]].round(3).to_string())
+    ax = plot_shrinkage(model, best[:-1].transform(X_train), y_train)
+    ax.set_ylabel("neighbourhood intercept (log price)")
+    plt.show()
 
 
 if __name__ == "__main__":
     main()
+
+# %%
+# Neighbourhoods with many sales keep most of their own estimate; those with a handful are
+# pulled towards the global intercept. The 90% intervals of the held-out sales cover close
+# to 90% of them.

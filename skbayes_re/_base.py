@@ -321,6 +321,7 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
 
     def _store_groups(self, n_seen) -> None:
         self.group_effects_, self.group_sd_ = {}, {}
+        vars(self).pop("group_nu_", None)
         with_slopes = self._slope_selection() is not None
         if with_slopes:
             self.group_cov_, self.group_corr_ = {}, {}
@@ -329,6 +330,9 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
             sd = np.mean(self._draws["group_sd"][k], axis=0)
             terms = self._group_terms(k)
             self.group_sd_[name] = float(sd) if sd.ndim == 0 else pd.Series(sd, index=terms)
+            nu = self._draws.get("group_nu", [None] * (k + 1))[k]
+            if nu is not None:
+                vars(self).setdefault("group_nu_", {})[name] = float(np.mean(nu))
             if with_slopes:
                 cov = self._group_covariance_draws(k)
                 corr = _correlation(cov).mean(axis=0)  # per draw, then averaged
@@ -393,6 +397,9 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
             dim = f"group_{name}"
             values[f"effect_{name}"] = self._draws["effects"][k]
             values[f"group_sd_{name}"] = self._draws["group_sd"][k]
+            nu = self._draws.get("group_nu", [None] * (k + 1))[k]
+            if nu is not None:
+                values[f"group_nu_{name}"] = nu
             dims[f"effect_{name}"] = [dim]
             coords[dim] = list(self._encoders[k].categories_)
             if self._draws["effects"][k].ndim == 3:

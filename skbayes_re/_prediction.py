@@ -5,7 +5,8 @@ Each row's predictive distribution is a mixture over posterior draws (``_predict
 Its linear predictor per draw is the estimator's mean function, plus the offset column, plus
 the effect of the row's group for every grouping factor. A group not seen in fit (or a missing
 label) has no effect of its own: for Gaussian models the spread of a new group's effect adds
-to each draw's variance in closed form; for the other families it is integrated over by
+to each draw's variance in closed form (Student-t groups take one draw of the new effect per
+posterior draw, as below); for the other families it is integrated over by
 drawing that effect once per posterior draw, from a fixed stream, so predictions are
 deterministic (for ``n_posterior_samples`` draws, the Monte Carlo error of that integral is
 the posterior's own).
@@ -102,7 +103,12 @@ class PredictiveMixin:
         seen = code >= 0
         effects = self._draws["effects"][k]  # (n_draws, n_groups) or (n_draws, n_groups, q)
         safe = np.where(seen, code, 0)
-        if effects.ndim == 2:
+        nu = self._draws.get("group_nu", [None] * (k + 1))[k]
+        if effects.ndim == 2 and nu is not None:  # Student-t groups: one new effect per draw
+            new_effect = self._draws["group_sd"][k] * _student_t_draws(nu, k)
+            loc = loc + np.where(seen[:, None], effects.T[safe], new_effect[None, :])
+            unseen_variance = 0.0
+        elif effects.ndim == 2:
             loc = loc + np.where(seen[:, None], effects.T[safe], 0.0)
             unseen_variance = (self._draws["group_sd"][k] ** 2)[None, :]
         else:  # intercept and slopes: the group design (1, x_s - centre) of each row
@@ -267,3 +273,12 @@ class PredictiveMixin:
 
         check_is_fitted(self)
         return lazy_prediction(self, X, method, **kwargs)
+
+
+def _student_t_draws(nu: np.ndarray, k: int) -> np.ndarray:
+    """One standard Student-t draw per posterior draw of the degrees of freedom ``nu``, from
+    a fixed stream per grouping factor (so predictions are deterministic): a new group's
+    effect over its scale."""
+    rng = np.random.default_rng((_UNSEEN_GROUP_SEED, k))
+    normal = rng.standard_normal(len(nu))
+    return normal / np.sqrt(rng.gamma(nu / 2.0, 2.0 / nu))

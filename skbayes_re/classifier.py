@@ -75,7 +75,7 @@ class RandomEffectsClassifier(ClassifierMixin, LinearMixedBase):
         Number of optimisation steps taken.
     n_features_in_ : int
         Number of columns of ``X`` seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the columns of ``X``, when they are all strings.
 
     See Also

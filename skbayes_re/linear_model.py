@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
@@ -67,6 +68,7 @@ class LinearMixedBase(BayesianMixedBase):
     def _inference_spec(self, features, target, codes, n_groups, weights, offset) -> dict:
         from . import _models
 
+        self._student_t_groups()  # refuses what Student-t groups do not cover, before work
         if self._likelihood_name() != "gaussian":
             return self._per_row_spec(features, target, codes, n_groups, weights, offset)
         if np.isnan(features).any():
@@ -149,6 +151,23 @@ class LinearMixedBase(BayesianMixedBase):
             "row_data": _models.glmm_row_data(data) if minibatch else (),
             "batch_size": (self.batch_size or _models.MINIBATCH_SIZE) if minibatch else None,
         }
+
+    def _student_t_groups(self) -> bool:
+        """Whether the group effects are Student-t (``group_distribution``); a
+        ``ValueError`` for what they do not cover yet."""
+        if getattr(self, "group_distribution", "normal") == "normal":
+            return False
+        if self._likelihood_name() != "gaussian":
+            raise ValueError(
+                "group_distribution='student_t' needs likelihood='gaussian'; got "
+                f"likelihood={self._likelihood_name()!r}."
+            )
+        if any(self._slope_features or []):
+            raise ValueError(
+                "group_distribution='student_t' gives random intercepts Student-t effects; "
+                "it does not cover random_slopes yet (their effects stay jointly normal)."
+            )
+        return True
 
     def _gaussian_only(self, route: str) -> None:
         """Sufficient statistics carry partial_fit and Dask input: Gaussian models only."""
@@ -258,9 +277,18 @@ class LinearMixedBase(BayesianMixedBase):
         sizes = _models.factor_sizes(data)
         if not sizes:
             return self._linear_spec(data)
+        heavy = self._student_t_groups()
         if _models.use_few_rows(data, sizes):
+            if heavy:
+                warnings.warn(
+                    f"With {float(data['n_obs']):g} rows (fewer than {_models.FEW_ROWS}) the "
+                    "degrees of freedom of Student-t groups cannot be learned: the groups "
+                    "are fitted as normal (group_distribution='normal'), exactly.",
+                    UserWarning,
+                    stacklevel=5,
+                )
             return self._few_rows_spec(data, sizes)
-        data = _models.mark_centred(data)
+        data = _models.mark_student_t(data) if heavy else _models.mark_centred(data)
         return {
             "key": _models.gaussian_re_structure(data),
             "build": _models.build_gaussian_re_model,
@@ -467,7 +495,7 @@ class BayesianLinearRegressor(RegressorMixin, LinearMixedBase):
         Seconds spent compiling (0 when a compiled model was reused) and optimising.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 
     See Also

@@ -384,6 +384,10 @@ def _coverage_error(estimator, X, y, sample_weight=None):
     return -abs(observed - _NOMINAL_LEVEL)
 
 
+#: Our scorers by name: ``"neg_crps"`` (minus :func:`crps`), ``"log_predictive_density"``
+#: and ``"coverage_error"`` (minus the distance of 90% interval coverage from 0.9). Each is
+#: called as ``scorer(estimator, X, y, sample_weight=None)``, higher is better, and can be
+#: passed as ``scoring=`` to ``GridSearchCV``, ``cross_validate`` or ``cross_val_score``.
 SCORERS = {
     "neg_crps": _PredictiveScorer("neg_crps", _neg_crps),
     "log_predictive_density": _PredictiveScorer("log_predictive_density", log_predictive_density),

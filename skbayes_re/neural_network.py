@@ -174,7 +174,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         Seconds spent compiling (0 when a compiled model was reused) and optimising.
     n_features_in_ : int
         Number of columns seen during fit, grouping columns included.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of columns seen during fit, when ``X`` has string column names.
 
     See Also

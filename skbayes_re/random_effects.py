@@ -4,6 +4,7 @@ with correlated random slopes."""
 from __future__ import annotations
 
 from sklearn.base import RegressorMixin
+from sklearn.utils._param_validation import StrOptions
 
 from .linear_model import LinearMixedBase
 
@@ -36,6 +37,14 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         Each column may be named once, and no two may split the rows into the same groups
         (a copy or relabelling of another column): both are a ``ValueError``. ``X`` may hold
         grouping columns only (intercepts alone).
+    group_distribution : {"normal", "student_t"}, default="normal"
+        The distribution of the random intercepts around 0. ``"student_t"``:
+        ``u_k = sigma_k * z_k`` with ``z_k ~ StudentT(nu_k, 0, 1)`` and the degrees of freedom
+        learned (``nu_k ~ Gamma(2, 0.1)``, ``group_nu_``), for groups of which a few sit far
+        out: normal groups then inflate ``sigma_k``, and intervals for new groups come out too
+        wide for the typical group. A new group's effect is then drawn once per posterior
+        draw. Gaussian likelihood and random intercepts only (a ``ValueError`` otherwise);
+        with fewer than 30 rows the groups are fitted as normal, with a warning.
     likelihood : {"gaussian", "student_t", "poisson", "negative_binomial"}, \
             default="gaussian"
         The target's distribution given the linear predictor ``eta``. ``"gaussian"``:
@@ -111,6 +120,9 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         intercept offsets indexed by group label.
     group_sd_ : dict
         Grouping column -> posterior mean of that column's group standard deviation.
+    group_nu_ : dict
+        Grouping column -> posterior mean degrees of freedom of its Student-t group effects
+        (only with ``group_distribution="student_t"``).
     loss_curve_ : list of float
         Negative ELBO per iteration.
     n_iter_ : int
@@ -121,7 +133,7 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         Seconds spent compiling (0 when a compiled model was reused) and optimising.
     n_features_in_ : int
         Number of columns seen during fit, grouping columns included.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of columns seen during fit, when ``X`` has string column names.
 
     See Also
@@ -165,12 +177,14 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
     _parameter_constraints: dict = {
         **LinearMixedBase._parameter_constraints,
         "groups": [str, "array-like", None],
+        "group_distribution": [StrOptions({"normal", "student_t"})],
     }
 
     def __init__(
         self,
         *,
         groups="from_dtype",
+        group_distribution="normal",
         likelihood="gaussian",
         offset=None,
         method="advi",
@@ -188,6 +202,7 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         self.likelihood = likelihood
         self.offset = offset
         self.groups = groups
+        self.group_distribution = group_distribution
         self.method = method
         self.learning_rate = learning_rate
         self.max_iter = max_iter
@@ -247,6 +262,14 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
         Grouping column (name, or position for arrays) -> the feature columns (names or
         positions; one column or a list) whose coefficients vary by it. A slope feature is
         also a fixed effect: its population coefficient is in ``coef_``.
+    group_distribution : {"normal", "student_t"}, default="normal"
+        The distribution of the random intercepts around 0. ``"student_t"``:
+        ``u_k = sigma_k * z_k`` with ``z_k ~ StudentT(nu_k, 0, 1)`` and the degrees of freedom
+        learned (``nu_k ~ Gamma(2, 0.1)``, ``group_nu_``), for groups of which a few sit far
+        out: normal groups then inflate ``sigma_k``, and intervals for new groups come out too
+        wide for the typical group. A new group's effect is then drawn once per posterior
+        draw. Gaussian likelihood and random intercepts only (a ``ValueError`` otherwise);
+        with fewer than 30 rows the groups are fitted as normal, with a warning.
     likelihood : {"gaussian", "student_t", "poisson", "negative_binomial"}, \
             default="gaussian"
         The target's distribution given the linear predictor ``eta``. ``"gaussian"``:
@@ -323,6 +346,9 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
     group_sd_ : dict
         Grouping column -> posterior mean group standard deviation: a ``pandas.Series`` by
         term for a column with slopes, a float otherwise.
+    group_nu_ : dict
+        Grouping column -> posterior mean degrees of freedom of its Student-t intercepts
+        (only with ``group_distribution="student_t"``, for columns without slopes).
     group_cov_ : dict
         Grouping column -> posterior mean covariance of the group effects (DataFrame, terms
         by terms), in the user's units.
@@ -338,7 +364,7 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
         Seconds spent compiling (0 when a compiled model was reused) and optimising.
     n_features_in_ : int
         Number of columns seen during fit, grouping columns included.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of columns seen during fit, when ``X`` has string column names.
 
     See Also
@@ -381,6 +407,7 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
         *,
         groups="from_dtype",
         random_slopes=None,
+        group_distribution="normal",
         likelihood="gaussian",
         offset=None,
         method="advi",
@@ -398,6 +425,7 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
         self.likelihood = likelihood
         self.offset = offset
         self.groups = groups
+        self.group_distribution = group_distribution
         self.random_slopes = random_slopes
         self.method = method
         self.learning_rate = learning_rate

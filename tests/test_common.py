@@ -34,15 +34,15 @@ ESTIMATORS = [
 
 def expected_failed_checks(estimator) -> dict[str, str]:
     """Checks an instance is known to fail, and why. Sample weights give the statistics of
-    the repeated rows up to rounding; these two fits move far beyond rounding when their
-    data change by rounding alone (the same repeated rows in another order, no weights)."""
+    the repeated rows up to rounding; these fits amplify that rounding past the check's
+    tolerance (measured)."""
     if getattr(estimator, "random_slopes", None) and estimator._likelihood_name() == "gaussian":
         return {
             "check_sample_weight_equivalence_on_dense_data": (
-                "the check's data have twice as many features as rows, so the fit "
-                "interpolates and the noise sd collapses towards 0, where the integrated-out "
-                "slope factor's ELBO is chaotic: the repeated rows in another order change "
-                "sigma_ twofold, or make the ELBO non-finite"
+                "the check's 15 rows take the exact few-rows path and are fitted exactly, the "
+                "noise at its floor: the prediction for a row whose target is 0 comes out at "
+                "-4.24e-8 with weights and -4.07e-8 with repeated rows, 1.6e-9 apart where "
+                "1e-9 is asked (every other prediction agrees to 1e-7)"
             )
         }
     if (
@@ -57,12 +57,15 @@ def expected_failed_checks(estimator) -> dict[str, str]:
                 "predictions then differ by up to 2.5e-4 where 1e-7 is asked"
             )
         }
-    if getattr(estimator, "weights", None) == "bayesian":
+    if type(estimator).__name__ == "RandomEffectsMLPRegressor" and isinstance(
+        estimator.groups, list
+    ):
         return {
             "check_sample_weight_equivalence_on_dense_data": (
-                "the network's variational fit ends within its Monte Carlo error, not at a "
-                "point: the repeated rows in another order move its predictions by 20% on "
-                "the check's data (and by 0.3% on 600 well-posed rows)"
+                "the check's 15 rows take the exact few-rows path and are fitted exactly by "
+                "a line and group intercepts, the noise at its floor, where the network's "
+                "inputs, rounded to 1e-10 (a fit independent of memory layout), move one "
+                "prediction by 1.8e-7 relative where 1e-7 is asked"
             )
         }
     return {}

@@ -47,8 +47,10 @@ _EXPORTS = {
         "group_effects_to_original",
         "group_scale_move",
         "mark_centred",
+        "mark_student_t",
         "rescale_group_scales",
         "rewrites_excluded",
+        "student_t_factors",
     ],
     "families": ["FAMILIES", "family_named"],
     "feature_model": [

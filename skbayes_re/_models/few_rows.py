@@ -45,6 +45,7 @@ MAX_COEFFICIENTS = 150  # and when the stacked coefficients are at most this man
 _PROPOSAL_DF = 4.0
 _PROPOSALS = 4000  # per importance-sampling round
 _MIN_ESS = 200.0  # below this, a warning
+_STEP = 1e-4  # of the finite differences in theta
 _BATCH = 500  # proposals whose P x P systems are solved at once
 
 
@@ -193,11 +194,13 @@ class _Model:
             return np.concatenate([self._batch_log_posterior(row[None]) for row in theta])
 
     def bounds(self) -> np.ndarray:
-        """Where ``theta`` may lie: log scales within ``[log s - 12, log s + 6]`` (a noise
-        sd six millionths of the target's keeps the systems well conditioned), correlation
-        reals within ``[-6, 6]`` (partial correlations up to 0.99999)."""
+        """Where ``theta`` may lie: log scales within ``[log s - 8, log s + 6]``, correlation
+        reals within ``[-6, 6]`` (partial correlations up to 0.99999). Below a noise sd of
+        ``s e^-8`` (0.08% of the target's sd for the default ``s``) the likelihood of rows
+        fitted almost exactly is dominated by the rounding of ``y'y - c'M^-1 c``; such rows
+        put the noise at that floor, which errs on the side of wider intervals."""
         box = np.tile([-6.0, 6.0], (self.dim, 1))
-        box[self._scale_positions()] = math.log(self.scale) + np.array([-12.0, 6.0])
+        box[self._scale_positions()] = math.log(self.scale) + np.array([-8.0, 6.0])
         return box
 
     # ------------------------------------------------------------------ sampling
@@ -206,26 +209,50 @@ class _Model:
         start = np.zeros(self.dim)
         start[self._scale_positions()] = math.log(0.5 * self.scale)
 
-        def loss(theta):
-            return -float(self.log_posterior(theta)[0])
+        def loss_and_gradient(theta):
+            # Central differences with a step well above the log density's rounding noise,
+            # all points in one batch.
+            shifted = theta + np.concatenate([[np.zeros(self.dim)], steps, -steps])
+            values = self.log_posterior(np.clip(shifted, *self.bounds().T))
+            gradient = (values[1 : 1 + self.dim] - values[1 + self.dim :]) / (2 * _STEP)
+            return -values[0], -gradient
 
-        found = optimize.minimize(loss, start, method="L-BFGS-B", bounds=self.bounds())
-        mode = found.x
-        return mode, _covariance_at(self.log_posterior, mode)
+        steps = np.eye(self.dim) * _STEP
+        found = optimize.minimize(
+            loss_and_gradient,
+            start,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=self.bounds(),
+            options={"ftol": 1e-13, "gtol": 1e-7},
+        )
+        mode = np.round(found.x, 2)
+        return mode, _rounded(_covariance_at(self.log_posterior, mode))
 
     def importance_draws(self, n_draws: int, rng) -> tuple[np.ndarray, float]:
-        """``n_draws`` draws of ``theta`` and the last round's effective sample size."""
+        """``n_draws`` draws of ``theta`` and the last round's effective sample size.
+
+        The first round's proposal is the Laplace approximation widened by 1.5; the second's
+        the first's weighted mean and covariance (widened alike), or, where the first round
+        left too few effective draws to estimate them, the first proposal widened again.
+        Proposals are rounded (centres to 0.01, covariances to two significant digits): any
+        proposal serves importance sampling, and a rounded one does not move with the last
+        digits of the statistics, so rows given weight 2 and the same rows twice give the
+        same draws."""
         centre, covariance = self._mode()
-        for _ in range(2):  # Laplace proposal, then one refined from the weighted draws
-            covariance = covariance * 1.5**2
+        covariance = covariance * 1.5**2
+        for round_ in range(2):
             proposals, log_proposal = _student_t_draws(centre, covariance, _PROPOSALS, rng)
             log_weights = self.log_posterior(proposals) - log_proposal
             weights = np.exp(log_weights - np.max(log_weights))
             weights /= np.sum(weights)
-            centre = weights @ proposals
-            spread = proposals - centre
-            covariance = (weights[:, None] * spread).T @ spread + 1e-9 * np.eye(self.dim)
-        ess = float(1.0 / np.sum(weights**2))
+            ess = float(1.0 / np.sum(weights**2))
+            if round_ == 0 and ess >= _MIN_ESS:
+                centre = np.round(weights @ proposals, 2)
+                spread = proposals - centre
+                covariance = _rounded(1.5**2 * (weights[:, None] * spread).T @ spread)
+            elif round_ == 0:
+                covariance = covariance * 2.0**2
         return proposals[_systematic_resample(weights, n_draws, rng)], ess
 
     def coefficient_draws(self, theta: np.ndarray, rng) -> dict:
@@ -335,6 +362,8 @@ def _covariance_at(log_density, point: np.ndarray, step: float = 1e-3) -> np.nda
         for a, b in itertools.product((1, -1), repeat=2):
             points.append(point + a * shifts[i] + b * shifts[j])
     values = log_density(np.array(points))
+    if not np.all(np.isfinite(values)):  # at the box's edge: a prior-like spread
+        return np.eye(dim)
     hessian = np.empty((dim, dim))
     for n, (i, j) in enumerate(pairs):
         pp, pm_, mp, mm = values[1 + 4 * n : 5 + 4 * n]
@@ -344,10 +373,23 @@ def _covariance_at(log_density, point: np.ndarray, step: float = 1e-3) -> np.nda
     return (vectors / eigenvalues) @ vectors.T
 
 
+def _rounded(covariance: np.ndarray) -> np.ndarray:
+    """Entries to two significant digits of the largest variance."""
+    unit = 10.0 ** (np.floor(np.log10(np.max(np.diag(covariance)))) - 1)
+    return np.round(covariance / unit) * unit
+
+
+def _well_conditioned(covariance: np.ndarray, floor: float = 1e-6) -> np.ndarray:
+    """A symmetric positive-definite copy (eigenvalues at least ``floor``): weighted draws
+    that put their weight on few points leave a covariance of low rank."""
+    eigenvalues, vectors = np.linalg.eigh(0.5 * (covariance + covariance.T))
+    return (vectors * np.maximum(eigenvalues, floor)) @ vectors.T
+
+
 def _student_t_draws(centre, covariance, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
     """Multivariate Student-t draws and their log density."""
     dim, df = len(centre), _PROPOSAL_DF
-    chol = np.linalg.cholesky(covariance)
+    chol = np.linalg.cholesky(_well_conditioned(covariance))
     normal = rng.standard_normal((n, dim))
     mixing = rng.chisquare(df, size=n) / df
     draws = centre + (normal @ chol.T) / np.sqrt(mixing)[:, None]

@@ -353,6 +353,7 @@ def mlp_few_rows_draws(data: dict[str, np.ndarray], n_draws: int, seed: int) -> 
     n_factors = count_prefixed(data, "ysum_")
     draws = few_rows_draws(data, [1] * n_factors, n_draws, seed)
     width = data["features"].shape[1]
+    draws.setdefault("beta", np.zeros((n_draws, width)))  # no feature: an empty linear part
     for layer in range(n_layers):
         out = data[f"width_{layer}"].shape[0]
         draws[f"coef_{layer}"] = np.zeros((n_draws, width, out))
