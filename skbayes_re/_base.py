@@ -62,7 +62,8 @@ __all__ = ["MISSING_REFUSED", "BaseBayesianRegressor", "BayesianMixedBase"]
 MISSING_REFUSED = (
     "X has missing feature values (NaN). {} with likelihood {!r} does not model them: "
     "missing values are modelled by BayesianLinearRegressor, RandomInterceptRegressor and "
-    "RandomEffectsRegressor (without random slopes) with likelihood='gaussian'. Pass "
+    "RandomEffectsRegressor (without random slopes, with normal groups) with "
+    "likelihood='gaussian'. Pass "
     "missing_features='error' and put an imputer before this estimator in a Pipeline "
     "(e.g. make_pipeline(SimpleImputer(), estimator))."
 )

@@ -58,11 +58,13 @@ class LinearMixedBase(BayesianMixedBase):
         return tags
 
     def _models_missing_features(self) -> bool:
-        """The Gaussian models without random slopes model missing feature values."""
+        """The Gaussian models with normal random intercepts (no slopes) model missing
+        feature values."""
         return (
             getattr(self, "missing_features", "error") == "model"
             and self._likelihood_name() == "gaussian"
             and not self._slope_selection()
+            and getattr(self, "group_distribution", "normal") == "normal"
         )
 
     def _inference_spec(self, features, target, codes, n_groups, weights, offset) -> dict:

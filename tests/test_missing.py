@@ -157,8 +157,9 @@ def test_offset_nan_is_an_error():
         RandomInterceptRegressor(likelihood="poisson"),
         RandomEffectsRegressor(random_slopes={"g": ["a"]}),
         RandomEffectsMLPRegressor(),
+        RandomInterceptRegressor(group_distribution="student_t"),
     ],
-    ids=["poisson", "slopes", "mlp"],
+    ids=["poisson", "slopes", "mlp", "student_t groups"],
 )
 def test_refused_where_not_modelled(estimator):
     X, y = small()
