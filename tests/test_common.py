@@ -36,13 +36,20 @@ def expected_failed_checks(estimator) -> dict[str, str]:
     """Checks an instance is known to fail, and why. Sample weights give the statistics of
     the repeated rows up to rounding; these fits amplify that rounding past the check's
     tolerance (measured)."""
-    if getattr(estimator, "random_slopes", None) and estimator._likelihood_name() == "gaussian":
+    few_rows_gaussian = (
+        isinstance(getattr(estimator, "groups", None), list)
+        and type(estimator).__name__ in ("RandomInterceptRegressor", "RandomEffectsRegressor")
+        and estimator._likelihood_name() == "gaussian"
+    )
+    if few_rows_gaussian:
         return {
             "check_sample_weight_equivalence_on_dense_data": (
                 "the check's 15 rows take the exact few-rows path and are fitted exactly, the "
-                "noise at its floor: the prediction for a row whose target is 0 comes out at "
-                "-4.24e-8 with weights and -4.07e-8 with repeated rows, 1.6e-9 apart where "
-                "1e-9 is asked (every other prediction agrees to 1e-7)"
+                "noise at its floor, where the last digits of the statistics reach the "
+                "prediction for a row whose target is 0: with random slopes -4.24e-8 with "
+                "weights and -4.07e-8 with repeated rows; random intercepts on Python 3.12's "
+                "NumPy -1.40953e-5 and -1.40973e-5; 1.6e-9 and 2.0e-9 apart where 1e-9 is "
+                "asked (every other prediction agrees to 1e-7)"
             )
         }
     if (
