@@ -113,7 +113,8 @@ class _Model:
         return positions
 
     def _unpack(self, theta: np.ndarray):
-        """``sigma`` (B,) and per factor (tau (B, q), correlation factor (B, q, q))."""
+        """``sigma`` (B,) and per factor (tau (B, q), the correlation factor's unconstrained
+        reals (B, q (q - 1) / 2))."""
         sigma, factors, at = np.exp(theta[:, 0]), [], 1
         for size in self.sizes:
             tau = np.exp(theta[:, at : at + size])
