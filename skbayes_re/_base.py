@@ -331,7 +331,7 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
             sd = np.mean(self._draws["group_sd"][k], axis=0)
             terms = self._group_terms(k)
             self.group_sd_[name] = float(sd) if sd.ndim == 0 else pd.Series(sd, index=terms)
-            nu = self._draws.get("group_nu", [None] * (k + 1))[k]
+            nu = self._group_nu_draws(k)
             if nu is not None:
                 vars(self).setdefault("group_nu_", {})[name] = float(np.mean(nu))
             if with_slopes:
@@ -398,7 +398,7 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
             dim = f"group_{name}"
             values[f"effect_{name}"] = self._draws["effects"][k]
             values[f"group_sd_{name}"] = self._draws["group_sd"][k]
-            nu = self._draws.get("group_nu", [None] * (k + 1))[k]
+            nu = self._group_nu_draws(k)
             if nu is not None:
                 values[f"group_nu_{name}"] = nu
             dims[f"effect_{name}"] = [dim]

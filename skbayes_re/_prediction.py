@@ -103,7 +103,7 @@ class PredictiveMixin:
         seen = code >= 0
         effects = self._draws["effects"][k]  # (n_draws, n_groups) or (n_draws, n_groups, q)
         safe = np.where(seen, code, 0)
-        nu = self._draws.get("group_nu", [None] * (k + 1))[k]
+        nu = self._group_nu_draws(k)
         if effects.ndim == 2 and nu is not None:  # Student-t groups: one new effect per draw
             new_effect = self._draws["group_sd"][k] * _student_t_draws(nu, k)
             loc = loc + np.where(seen[:, None], effects.T[safe], new_effect[None, :])
@@ -120,6 +120,12 @@ class PredictiveMixin:
             unseen_variance = np.einsum("rsj,rj->rs", spread, design)
         variance = variance + np.where(seen[:, None], 0.0, unseen_variance)
         return loc, variance
+
+    def _group_nu_draws(self, k: int):
+        """Draws of factor k's degrees of freedom (Student-t groups), or None (normal groups,
+        and models stored before Student-t groups existed)."""
+        nus = self._draws.get("group_nu")
+        return None if nus is None else nus[k]
 
     def _integrate_missing(self, features):
         """The mean function of rows with missing cells (see ``LinearMixedBase``); an

@@ -257,7 +257,6 @@ class LinearMixedBase(MissingFeaturesMixin, BayesianMixedBase):
         seed = seed_from_random_state(self.random_state)
         return {
             "data": data,
-            "build": _models.build_gaussian_re_model,
             "posterior": lambda n_draws: _models.few_rows_draws(data, sizes, n_draws, seed),
             "zero": lambda n_draws: _models.few_rows_zero_draws(data, sizes, n_draws),
         }
