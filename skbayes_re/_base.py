@@ -74,7 +74,7 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
     ``RegressorMixin``, the classifier ``ClassifierMixin``."""
 
     _parameter_constraints: dict = {
-        "method": [StrOptions({"advi", "fullrank_advi"})],
+        "method": [StrOptions({"auto", "advi", "fullrank_advi"})],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -231,7 +231,7 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
         if np.all(self._y_scaler.constant):
             result = self._constant_target_result(spec)
         elif "posterior" in spec:  # drawn directly, without the engine
-            result = _direct_result(spec["posterior"](self.n_posterior_samples))
+            result = _direct_result(*spec["posterior"](self.n_posterior_samples))
         else:
             result = self._run_engine(spec, n_obs=n_obs)
         if spec.get("complete") is not None:  # e.g. draws of integrated-out effects
@@ -276,6 +276,10 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
             return _direct_result(spec["zero"](n_draws))
         return _direct_result(zero_draws(spec["build"], spec["data"], n_draws))
 
+    def _engine_method(self) -> str:
+        """The engine's approximation: ``"auto"`` means mean-field where the engine runs."""
+        return "advi" if self.method == "auto" else self.method
+
     def _run_engine(self, spec: dict, n_obs: float):
         from ._inference import fit_advi  # after the spec, whose modules imported PyMC quietly
 
@@ -284,7 +288,7 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
             spec["build"],
             spec["data"],
             n_obs=n_obs,
-            method=spec.get("method", self.method),
+            method=spec.get("method", self._engine_method()),
             learning_rate=self.learning_rate,
             max_iter=self.max_iter,
             tol=self.tol,
@@ -419,16 +423,17 @@ class BaseBayesianRegressor(RegressorMixin, BayesianMixedBase):
     """The base of the regressors: ``BayesianMixedBase`` scored by R^2."""
 
 
-def _direct_result(draws: dict):
-    """The engine's result for draws made without it (no optimisation trace)."""
-    from ._inference import ADVIResult
+def _direct_result(draws: dict, n_iter: int = 0):
+    """The engine's result for draws made without it: no ELBO trace, and ``n_iter`` the
+    iterations of the search for the variance parameters' mode (0 for a constant target)."""
+    from ._result import ADVIResult
 
     return ADVIResult(
         draws=draws,
         mean={},
         sd={},
         loss_curve=[],
-        n_iter=0,
+        n_iter=n_iter,
         converged=True,
         timings={"compile": 0.0, "optimise": 0.0},
     )

@@ -26,7 +26,6 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
 
 import numpy as np
 import pymc as pm
@@ -40,6 +39,7 @@ from ._compiled_step import (
     _split,
     compiled_structures,
 )
+from ._result import ADVIResult
 
 __all__ = ["ADVIResult", "compiled_structures", "fit_advi"]
 
@@ -49,19 +49,6 @@ _LR_TO_SD = 0.25
 _FLOAT32_BLOCK_SIZE = 4096
 _MINIBATCH_WINDOW_FACTOR = 4
 _DIVERGENCE_RESTARTS = 2  # at a tenth, then a hundredth of the learning rate
-
-
-@dataclass
-class ADVIResult:
-    """What a fit produced: posterior draws and the optimisation trace."""
-
-    draws: dict[str, np.ndarray]
-    mean: dict[str, np.ndarray]
-    sd: dict[str, np.ndarray]
-    loss_curve: list[float]
-    n_iter: int
-    converged: bool
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 class _Progress:

@@ -32,8 +32,9 @@ class RandomEffectsClassifier(ClassifierMixin, LinearMixedBase):
         ``(1 + x | g)``), as for ``RandomEffectsRegressor``.
     offset : str, int or None, default=None
         A column of ``X`` added to the log-odds with coefficient 1, named like ``groups``.
-    method : {"advi", "fullrank_advi"}, default="advi"
-        Mean-field or full-rank Gaussian approximation.
+    method : {"advi", "fullrank_advi", "auto"}, default="advi"
+        Mean-field or full-rank Gaussian approximation (``"auto"``, which the linear
+        estimators compute exactly where they can, is ``"advi"`` here).
     learning_rate : float, default=0.05
         Initial Adam step size.
     max_iter : int, default=10000

@@ -225,10 +225,13 @@ class LinearMixedBase(MissingFeaturesMixin, BayesianMixedBase):
         from . import _models
 
         sizes = _models.factor_sizes(data)
+        heavy = self._student_t_groups()
+        few_rows = bool(sizes) and _models.use_few_rows(data, sizes)
+        if self.method == "auto" and not (heavy or few_rows) and _models.use_exact(data, sizes):
+            return self._exact_spec(data, sizes)
         if not sizes:
             return self._linear_spec(data)
-        heavy = self._student_t_groups()
-        if _models.use_few_rows(data, sizes):
+        if few_rows:
             if heavy:
                 warnings.warn(
                     f"With {float(data['n_obs']):g} rows (fewer than {_models.FEW_ROWS}) the "
@@ -261,6 +264,19 @@ class LinearMixedBase(MissingFeaturesMixin, BayesianMixedBase):
             "zero": lambda n_draws: _models.few_rows_zero_draws(data, sizes, n_draws),
         }
 
+    def _exact_spec(self, data: dict, sizes: list[int]) -> dict:
+        """The linear model or random intercepts of one factor: the posterior with every
+        coefficient and effect integrated out given the noise and group sds, drawn without
+        ADVI (``_models/exact.py``)."""
+        from . import _models
+
+        seed = seed_from_random_state(self.random_state)
+        return {
+            "data": data,
+            "posterior": lambda n_draws: _models.exact_draws(data, sizes, n_draws, seed),
+            "zero": lambda n_draws: _models.exact_zero_draws(data, sizes, n_draws),
+        }
+
     def _linear_spec(self, statistics: dict) -> dict:
         """No grouping factor: the linear model with its coefficients integrated out given
         the noise (``_models/linear.py``)."""
@@ -290,13 +306,12 @@ class LinearMixedBase(MissingFeaturesMixin, BayesianMixedBase):
 
     def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
         from . import _models
-        from ._models import gaussian_re_to_original, glmm_to_original
 
         scalers = (self._x_scaler, self._y_scaler)
         if self._family_name == "gaussian":
-            kept = gaussian_re_to_original(draws, *scalers, n_seen, self._slope_features)
+            kept = _models.gaussian_re_to_original(draws, *scalers, n_seen, self._slope_features)
         else:
-            kept = glmm_to_original(
+            kept = _models.glmm_to_original(
                 draws, *scalers, n_seen, self._slope_features, self._family_name
             )
         if "feature_mean" in draws:
@@ -347,11 +362,14 @@ class BayesianLinearRegressor(RegressorMixin, LinearMixedBase):
         A column of ``X`` added to the linear predictor with coefficient 1 (for counts, the
         log of the exposure or of the expected count), named like ``groups``. It is not a
         feature: ``coef_`` has no entry for it.
-    method : {"advi", "fullrank_advi"}, default="advi"
-        Mean-field or full-rank Gaussian approximation. For this model both give the same
-        posterior, exact up to Monte Carlo error: the coefficients are integrated out given
-        the noise sd, whose one-dimensional posterior is fitted by ADVI and then computed
-        exactly around that fit; each coefficient draw comes from its exact conditional.
+    method : {"auto", "advi", "fullrank_advi"}, default="auto"
+        How the posterior is computed. With Gaussian noise and complete features the
+        coefficients are integrated out given the noise sd and each coefficient draw comes
+        from its exact conditional; ``"auto"`` draws the noise sd by importance sampling
+        (nothing compiled, ``loss_curve_`` empty; ``_models/exact.py``), ``"advi"`` and
+        ``"fullrank_advi"`` (the same for this one parameter) fit its posterior by ADVI and
+        then compute it exactly around that fit. Other likelihoods, and missing features,
+        use mean-field ADVI under ``"auto"``.
     learning_rate : float, default=0.05
         Initial Adam step size on the standardised scale; it is reduced automatically
         as the fit converges.
@@ -399,9 +417,10 @@ class BayesianLinearRegressor(RegressorMixin, LinearMixedBase):
     dispersion_ : float
         Posterior mean dispersion of the negative binomial likelihood (only with it).
     loss_curve_ : list of float
-        Negative ELBO per iteration.
+        Negative ELBO per ADVI step (empty when the posterior was computed without ADVI).
     n_iter_ : int
-        Number of optimisation steps taken.
+        Number of optimisation steps taken: ADVI's, or without ADVI those of the search
+        for the variance parameters' posterior mode.
     posterior_ : arviz.InferenceData
         Stored draws with named dimensions (feature names as coordinates).
     fit_timings_ : dict
@@ -435,7 +454,7 @@ class BayesianLinearRegressor(RegressorMixin, LinearMixedBase):
         *,
         likelihood="gaussian",
         offset=None,
-        method="advi",
+        method="auto",
         learning_rate=0.05,
         max_iter=10_000,
         tol=1e-4,

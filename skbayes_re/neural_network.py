@@ -100,9 +100,11 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         The grouping columns of ``X``; every other column is a network input.
         ``"from_dtype"`` takes the category, object and string columns of a DataFrame
         (a plain array has none, and the model is then a network without random effects).
-    method : {"advi", "fullrank_advi"}, default="advi"
-        Mean-field or full-rank Gaussian approximation. Full-rank also learns the posterior
-        correlations between parameters, at a cost: its step is compiled apart and takes
+    method : {"advi", "fullrank_advi", "auto"}, default="advi"
+        Mean-field or full-rank Gaussian approximation (``"auto"``, which the linear
+        estimators compute exactly where they can, is ``"advi"`` here). Full-rank also
+        learns the posterior correlations between parameters, at a cost: its step is
+        compiled apart and takes
         about five times as long to compile the first time (sleepstudy's random intercepts:
         33 s against 7 s with an empty PyTensor compile cache, 4 s against 1.6 s with a
         filled one), a step costs O(d^2) for d parameters, group effects included (four
@@ -258,7 +260,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         from . import _models
 
         sizes = _check_hidden_layer_sizes(self.hidden_layer_sizes)
-        if self.weights == "map" and self.method != "advi":
+        if self.weights == "map" and self._engine_method() != "advi":
             raise ValueError(
                 "weights='map' point-estimates the network inside mean-field ADVI; use "
                 "method='advi', or weights='bayesian' with method='fullrank_advi'."
@@ -360,7 +362,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
             spec["key"],
             spec["build"],
             spec["data"],
-            method=self.method,
+            method=self._engine_method(),
             n_draws=self.n_posterior_samples,
             random_state=int(seeds[1]),
             init=warm_start,

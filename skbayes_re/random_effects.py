@@ -18,10 +18,12 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
     ``y ~ Normal(alpha + X @ beta + sum_k u_k[g_k], sigma)`` with non-centred intercepts
     ``u_k = sigma_k * z_k``, ``z_k ~ Normal(0, 1)``, and ``alpha, beta ~ Normal(0, s)``,
     ``sigma, sigma_k ~ HalfNormal(s)`` for ``s = prior_scale``. Every parameter, the group
-    scales ``sigma_k`` included, gets a variational posterior (full Bayes, no point estimates).
-    From fewer than 30 rows (Gaussian likelihood) the fit is exact instead: every coefficient
-    and intercept is integrated out given the scales, which are drawn by importance sampling
-    (``n_iter_`` is 0), because a mean-field fit lets so few rows collapse the noise.
+    scales ``sigma_k`` included, gets a posterior (full Bayes, no point estimates). With a
+    Gaussian likelihood and one grouping column (``method="auto"``), or from fewer than 30
+    rows, the posterior is exact up to Monte Carlo error: every coefficient and intercept is
+    integrated out given the scales, which are drawn by importance sampling, and nothing is
+    compiled; other models are fitted by ADVI (a variational posterior). From so few rows a
+    mean-field fit would let the rows collapse the noise.
 
     Several grouping columns give crossed random intercepts. A group label not seen in ``fit``,
     or a missing one, gets the population-level prediction with the spread of a new group's
@@ -62,9 +64,15 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         A column of ``X`` added to the linear predictor with coefficient 1 (for counts, the
         log of the exposure or of the expected count), named like ``groups``. It is not a
         feature: ``coef_`` has no entry for it.
-    method : {"advi", "fullrank_advi"}, default="advi"
-        Mean-field or full-rank Gaussian approximation. Full-rank also learns the posterior
-        correlations between parameters, at a cost: its step is compiled apart and takes
+    method : {"auto", "advi", "fullrank_advi"}, default="auto"
+        How the posterior is computed. ``"auto"``: exactly (up to Monte Carlo error) where
+        the model allows it, the Gaussian linear model and random intercepts of one grouping
+        column with normal groups and complete features: every coefficient and group effect
+        is integrated out given the noise and group sds, those two are drawn by importance
+        sampling, nothing is compiled and ``loss_curve_`` is empty (``_models/exact.py``);
+        ``"advi"`` elsewhere. ``"advi"``: a mean-field Gaussian approximation, always.
+        ``"fullrank_advi"``: a full-rank one, which also learns the posterior correlations
+        between parameters, at a cost: its step is compiled apart and takes
         about five times as long to compile the first time (sleepstudy's random intercepts:
         33 s against 7 s with an empty PyTensor compile cache, 4 s against 1.6 s with a
         filled one), a step costs O(d^2) for d parameters, group effects included (four
@@ -124,9 +132,10 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         Grouping column -> posterior mean degrees of freedom of its Student-t group effects
         (only with ``group_distribution="student_t"``).
     loss_curve_ : list of float
-        Negative ELBO per iteration.
+        Negative ELBO per ADVI step (empty when the posterior was computed without ADVI).
     n_iter_ : int
-        Number of optimisation steps taken.
+        Number of optimisation steps taken: ADVI's, or without ADVI those of the search
+        for the variance parameters' posterior mode.
     posterior_ : arviz.InferenceData
         Stored draws with named dimensions (feature names and group labels as coordinates).
     fit_timings_ : dict
@@ -187,7 +196,7 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         group_distribution="normal",
         likelihood="gaussian",
         offset=None,
-        method="advi",
+        method="auto",
         learning_rate=0.05,
         max_iter=10_000,
         tol=1e-4,
@@ -245,7 +254,7 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
     so that its scale's uncertainty is not understated. On sleepstudy every posterior mean
     lies within 0.11 posterior sd of NUTS (``benchmarks/results/random_slopes.md``). From
     fewer than 30 rows every coefficient and effect is integrated out and the scales and
-    correlations are drawn by importance sampling, without ADVI (``n_iter_`` is 0).
+    correlations are drawn by importance sampling, without ADVI (``loss_curve_`` empty).
 
     A group not seen in ``fit`` (or a missing label) gets the population-level prediction,
     integrated over a new group's intercept and slopes, so its predictive spread grows with
@@ -287,9 +296,15 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
         A column of ``X`` added to the linear predictor with coefficient 1 (for counts, the
         log of the exposure or of the expected count), named like ``groups``. It is not a
         feature: ``coef_`` has no entry for it.
-    method : {"advi", "fullrank_advi"}, default="advi"
-        Mean-field or full-rank Gaussian approximation. Full-rank also learns the posterior
-        correlations between parameters, at a cost: its step is compiled apart and takes
+    method : {"auto", "advi", "fullrank_advi"}, default="auto"
+        How the posterior is computed. ``"auto"``: exactly (up to Monte Carlo error) where
+        the model allows it, the Gaussian linear model and random intercepts of one grouping
+        column with normal groups and complete features: every coefficient and group effect
+        is integrated out given the noise and group sds, those two are drawn by importance
+        sampling, nothing is compiled and ``loss_curve_`` is empty (``_models/exact.py``);
+        ``"advi"`` elsewhere. ``"advi"``: a mean-field Gaussian approximation, always.
+        ``"fullrank_advi"``: a full-rank one, which also learns the posterior correlations
+        between parameters, at a cost: its step is compiled apart and takes
         about five times as long to compile the first time (sleepstudy's random intercepts:
         33 s against 7 s with an empty PyTensor compile cache, 4 s against 1.6 s with a
         filled one), a step costs O(d^2) for d parameters, group effects included (four
@@ -355,9 +370,10 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
     group_corr_ : dict
         Grouping column -> posterior mean correlation of the group effects (DataFrame).
     loss_curve_ : list of float
-        Negative ELBO per iteration.
+        Negative ELBO per ADVI step (empty when the posterior was computed without ADVI).
     n_iter_ : int
-        Number of optimisation steps taken.
+        Number of optimisation steps taken: ADVI's, or without ADVI those of the search
+        for the variance parameters' posterior mode.
     posterior_ : arviz.InferenceData
         Stored draws with named dimensions (features, group labels and terms as coordinates).
     fit_timings_ : dict
@@ -410,7 +426,7 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
         group_distribution="normal",
         likelihood="gaussian",
         offset=None,
-        method="advi",
+        method="auto",
         learning_rate=0.05,
         max_iter=10_000,
         tol=1e-4,

@@ -103,7 +103,7 @@ def test_six_rows_agree_with_nuts():
     X, y = six_rows()
     model = RandomInterceptRegressor(groups=["g"], n_posterior_samples=4000, random_state=0)
     model.fit(X, y)
-    assert model.n_iter_ == 0  # drawn directly
+    assert model.loss_curve_ == []  # drawn directly
     x = (X["x"] - X["x"].mean()) / X["x"].std(ddof=0)
     y_scale = y.std(ddof=0)
     target = (y - y.mean()) / y_scale
@@ -157,7 +157,7 @@ def test_few_rows_fit_without_optimisation_reproducibly(kind):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the network's few-rows warning
         first, second = KINDS[kind]().fit(X, y), KINDS[kind]().fit(X, y)
-    assert first.n_iter_ == 0 and first.loss_curve_ == []
+    assert first.loss_curve_ == [] and 0 < first.n_iter_ < 100  # the mode search only
     np.testing.assert_array_equal(first.predict(X), second.predict(X))
     np.testing.assert_array_equal(first.predict_interval(X), second.predict_interval(X))
     assert first.sigma_ > 0.1 * np.std(y)  # the noise has not collapsed onto the rows

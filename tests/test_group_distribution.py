@@ -114,4 +114,4 @@ def test_few_rows_fit_normal_groups_and_say_so():
         model = RandomInterceptRegressor(
             groups=["g"], group_distribution="student_t", random_state=0
         ).fit(X, y)
-    assert model.n_iter_ == 0 and not hasattr(model, "group_nu_")
+    assert model.loss_curve_ == [] and not hasattr(model, "group_nu_")

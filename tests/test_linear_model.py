@@ -95,11 +95,12 @@ def test_same_seed_same_fit_other_seed_other_draws(data):
 def test_unconverged_fit_warns_and_converged_fit_stops_early(data):
     X, y = data
     with pytest.warns(ConvergenceWarning, match="max_iter=30"):
-        short = BayesianLinearRegressor(max_iter=30, random_state=0).fit(X, y)
+        short = BayesianLinearRegressor(method="advi", max_iter=30, random_state=0).fit(X, y)
     assert short.n_iter_ == 30 and len(short.loss_curve_) == 30
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        model = BayesianLinearRegressor(max_iter=10_000, random_state=0).fit(X, y)
+        model = BayesianLinearRegressor(method="advi", max_iter=10_000, random_state=0)
+        model.fit(X, y)
     assert model.n_iter_ < 5_000
 
 
@@ -107,9 +108,9 @@ def test_refit_on_new_shape_does_not_recompile(data):
     from skbayes_re._inference import compiled_structures
 
     X, y = data
-    BayesianLinearRegressor(random_state=0).fit(X, y)
+    BayesianLinearRegressor(method="advi", random_state=0).fit(X, y)
     before = compiled_structures()
-    model = BayesianLinearRegressor(random_state=0).fit(X[:700, :3], y[:700])
+    model = BayesianLinearRegressor(method="advi", random_state=0).fit(X[:700, :3], y[:700])
     assert model.fit_timings_["compile"] == 0.0
     assert compiled_structures() == before
 
@@ -152,7 +153,7 @@ def test_verbose_shows_progress_and_silent_by_default(data, capfd):
     X, y = data
     BayesianLinearRegressor(random_state=0).fit(X, y)
     assert capfd.readouterr() == ("", "")
-    BayesianLinearRegressor(random_state=0, verbose=1).fit(X, y)
+    BayesianLinearRegressor(method="advi", random_state=0, verbose=1).fit(X, y)
     err = capfd.readouterr().err
     assert "ADVI" in err and "loss" in err and "converged" in err
 
@@ -281,9 +282,9 @@ def test_full_rank_needs_no_second_compiled_step():
     from skbayes_re._inference import compiled_structures
 
     X, y = few_rows(40)
-    BayesianLinearRegressor(random_state=0).fit(X, y)
+    BayesianLinearRegressor(method="advi", random_state=0).fit(X, y)
     before = compiled_structures()
     model = BayesianLinearRegressor(method="fullrank_advi", random_state=0).fit(X, y)
     assert compiled_structures() == before
-    reference = BayesianLinearRegressor(random_state=0).fit(X, y)
+    reference = BayesianLinearRegressor(method="advi", random_state=0).fit(X, y)
     np.testing.assert_array_equal(model.predict(X), reference.predict(X))

@@ -241,7 +241,9 @@ def test_plot_shrinkage_uses_given_axes(model, data):
     assert not axes[0].collections
 
 
-def test_plot_loss(model, linear, tmp_path):
+def test_plot_loss(data, tmp_path):
+    X, y = data
+    model = RandomInterceptRegressor(groups=["g"], method="advi", random_state=0).fit(X, y)
     ax = plot_loss(model)
     assert len(ax.lines) == 1
     assert len(ax.lines[0].get_ydata()) == len(model.loss_curve_)
@@ -250,7 +252,12 @@ def test_plot_loss(model, linear, tmp_path):
     assert ax.get_yscale() == expected
     assert "ELBO" in ax.get_ylabel()
     _save(ax, tmp_path, "loss")
-    assert plot_loss(linear).get_yscale() in {"log", "symlog"}
+
+
+def test_plot_loss_of_an_exact_fit_says_there_is_none(model):
+    assert model.loss_curve_ == []
+    with pytest.raises(ValueError, match="no loss curve.*method='advi'"):
+        plot_loss(model)
 
 
 def test_plot_loss_symlog_for_negative_values(model):

@@ -9,6 +9,7 @@ back-transform together:
 
 * ``statistics``: that model's sufficient statistics, in pieces that merge (NumPy only);
 * ``gaussian``: the Gaussian linear mixed model on those statistics (random intercepts);
+* ``gaussian_draws``: that model's draws in the user's units (NumPy only);
 * ``linear``: its case without grouping factors, coefficients integrated out given the noise;
 * ``slopes``: correlated random slopes for that model (LKJ prior, non-centred);
 * ``collapsed``: a factor with slopes integrated out of that model's likelihood;
@@ -16,6 +17,8 @@ back-transform together:
   model; complete rows keep their statistics);
 * ``feature_model``: that feature model's conditional distributions (NumPy only);
 * ``few_rows``: that model's posterior from few rows, every coefficient integrated out;
+* ``exact``: the posterior of its linear and one-factor random-intercept cases, every
+  coefficient and effect integrated out, from any number of rows (NumPy only);
 * ``network``: a neural-network mean function with random intercepts;
 * ``families``: the likelihood families (one module each: name, link, support, log density,
   predictive pieces);
@@ -37,14 +40,9 @@ _EXPORTS = {
     "gaussian": [
         "build_gaussian_re_model",
         "complete_draws",
-        "factor_sizes",
         "gaussian_re_init",
         "gaussian_re_start",
-        "gaussian_re_statistics",
-        "gaussian_re_statistics_chunked",
         "gaussian_re_structure",
-        "gaussian_re_to_original",
-        "group_effects_to_original",
         "group_scale_move",
         "mark_centred",
         "mark_student_t",
@@ -53,6 +51,8 @@ _EXPORTS = {
         "student_t_factors",
     ],
     "families": ["FAMILIES", "family_named"],
+    "gaussian_draws": ["gaussian_re_to_original", "group_effects_to_original"],
+    "statistics": ["factor_sizes", "gaussian_re_statistics", "gaussian_re_statistics_chunked"],
     "feature_model": [
         "feature_model_to_original",
         "impute_cells",
@@ -67,6 +67,7 @@ _EXPORTS = {
         "missing_init",
         "missing_structure",
     ],
+    "exact": ["MAX_FIXED", "exact_draws", "exact_zero_draws", "use_exact"],
     "few_rows": ["FEW_ROWS", "few_rows_draws", "few_rows_zero_draws", "use_few_rows"],
     "glmm": [
         "MINIBATCH_ROWS",

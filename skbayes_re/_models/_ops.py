@@ -13,9 +13,9 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Apply
 from pytensor.link.c.op import COp
 
-__all__ = ["LOG_2PI", "count_prefixed", "dot", "matmul", "matrix_vector", "quadratic"]
+from .statistics import LOG_2PI
 
-LOG_2PI = float(np.log(2.0 * np.pi))
+__all__ = ["LOG_2PI", "count_prefixed", "dot", "matmul", "matrix_vector", "quadratic"]
 
 
 def count_prefixed(data: dict, prefix: str) -> int:

@@ -35,8 +35,7 @@ import warnings
 import numpy as np
 from scipy import optimize, special
 
-from ._ops import LOG_2PI
-from .slopes import LKJ_ETA, lkj_cholesky_numpy
+from .statistics import LOG_2PI
 
 __all__ = ["FEW_ROWS", "MAX_COEFFICIENTS", "few_rows_draws", "few_rows_zero_draws", "use_few_rows"]
 
@@ -57,10 +56,11 @@ def use_few_rows(data: dict, sizes: list[int]) -> bool:
     return float(data["n_obs"]) < FEW_ROWS and n_coefficients <= MAX_COEFFICIENTS
 
 
-def few_rows_draws(data: dict, sizes: list[int], n_draws: int, seed: int) -> dict:
+def few_rows_draws(data: dict, sizes: list[int], n_draws: int, seed: int) -> tuple[dict, int]:
     """``n_draws`` posterior draws named as the ADVI fit's (``alpha``, ``beta``, ``sigma``,
     ``sigma_group_k``, ``corr_group_k`` with slopes) with every factor's effects drawn
-    centred (``u_group_k``), on the standardised scale."""
+    centred (``u_group_k``), on the standardised scale, and the iterations of the search
+    for the variance parameters' mode."""
     rng = np.random.default_rng((seed, 2))
     model = _Model(data, sizes)
     theta, ess = model.importance_draws(n_draws, rng)
@@ -72,7 +72,7 @@ def few_rows_draws(data: dict, sizes: list[int], n_draws: int, seed: int) -> dic
             UserWarning,
             stacklevel=6,
         )
-    return model.coefficient_draws(theta, rng)
+    return model.coefficient_draws(theta, rng), model.n_iter
 
 
 def few_rows_zero_draws(data: dict, sizes: list[int], n_draws: int) -> dict:
@@ -102,6 +102,10 @@ class _Model:
         self.n_groups = [_n_groups(data, k, size) for k, size in enumerate(sizes)]
         self.gram, self.score = _stacked_statistics(data, sizes, self.n_groups)
         self.dim = 1 + sum(size + size * (size - 1) // 2 for size in sizes)
+
+    # Proposals per importance-sampling round, proposals evaluated at once, and the decimals
+    # that proposal centres are rounded to (see :meth:`importance_draws`).
+    proposals, batch, centre_decimals = _PROPOSALS, _BATCH, 2
 
     # ------------------------------------------------------------------ theta
     def _scale_positions(self) -> list[int]:
@@ -138,6 +142,8 @@ class _Model:
 
     def _prior_factor(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``sigma`` (B,) and the block-diagonal ``L`` (B, P, P)."""
+        from .slopes import lkj_cholesky_numpy
+
         sigma, factors = self._unpack(theta)
         n_coefs = self.gram.shape[0]
         factor = np.zeros((len(theta), n_coefs, n_coefs))
@@ -181,9 +187,11 @@ class _Model:
         inside = np.all((theta >= low) & (theta <= high), axis=1)
         values = np.full(len(theta), -np.inf)
         kept = theta[inside]
-        for start in range(0, len(kept), _BATCH):
-            part = kept[start : start + _BATCH]
-            values[np.flatnonzero(inside)[start : start + _BATCH]] = self._batch_log_posterior(part)
+        for start in range(0, len(kept), self.batch):
+            part = kept[start : start + self.batch]
+            values[np.flatnonzero(inside)[start : start + self.batch]] = self._batch_log_posterior(
+                part
+            )
         return np.where(np.isfinite(values), values, -np.inf)
 
     def _batch_log_posterior(self, theta: np.ndarray) -> np.ndarray:
@@ -227,7 +235,8 @@ class _Model:
             bounds=self.bounds(),
             options={"ftol": 1e-13, "gtol": 1e-7},
         )
-        mode = np.round(found.x, 2)
+        self.n_iter = int(found.nit)
+        mode = self._round_centre(found.x)
         return mode, _rounded(_covariance_at(self.log_posterior, mode))
 
     def importance_draws(self, n_draws: int, rng) -> tuple[np.ndarray, float]:
@@ -236,25 +245,28 @@ class _Model:
         The first round's proposal is the Laplace approximation widened by 1.5; the second's
         the first's weighted mean and covariance (widened alike), or, where the first round
         left too few effective draws to estimate them, the first proposal widened again.
-        Proposals are rounded (centres to 0.01, covariances to two significant digits): any
-        proposal serves importance sampling, and a rounded one does not move with the last
-        digits of the statistics, so rows given weight 2 and the same rows twice give the
-        same draws."""
+        Proposals are rounded (centres to ``centre_decimals``, covariances to two
+        significant digits): any proposal serves importance sampling, and a rounded one does
+        not move with the last digits of the statistics, so rows given weight 2 and the same
+        rows twice give the same draws."""
         centre, covariance = self._mode()
         covariance = covariance * 1.5**2
         for round_ in range(2):
-            proposals, log_proposal = _student_t_draws(centre, covariance, _PROPOSALS, rng)
+            proposals, log_proposal = _student_t_draws(centre, covariance, self.proposals, rng)
             log_weights = self.log_posterior(proposals) - log_proposal
             weights = np.exp(log_weights - np.max(log_weights))
             weights /= np.sum(weights)
             ess = float(1.0 / np.sum(weights**2))
             if round_ == 0 and ess >= _MIN_ESS:
-                centre = np.round(weights @ proposals, 2)
+                centre = self._round_centre(weights @ proposals)
                 spread = proposals - centre
                 covariance = _rounded(1.5**2 * (weights[:, None] * spread).T @ spread)
             elif round_ == 0:
                 covariance = covariance * 2.0**2
         return proposals[_systematic_resample(weights, n_draws, rng)], ess
+
+    def _round_centre(self, centre: np.ndarray) -> np.ndarray:
+        return np.round(centre, self.centre_decimals)
 
     def coefficient_draws(self, theta: np.ndarray, rng) -> dict:
         """Each draw of ``b = L v`` from its conditional Gaussian given that draw of theta."""
@@ -334,9 +346,11 @@ def _block_diagonal(blocks: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _lkj_log_density(raw: np.ndarray, size: int, eta: float = LKJ_ETA) -> np.ndarray:
+def _lkj_log_density(raw: np.ndarray, size: int) -> np.ndarray:
     """The LKJ(eta) log density of the correlation factor built from ``raw`` (B, n) plus the
     map's log-Jacobian, as ``slopes.lkj_cholesky`` adds it to the ADVI model."""
+    from .slopes import LKJ_ETA as eta
+
     log_density = -2.0 * np.sum(np.logaddexp(raw, -raw) - math.log(2.0), axis=1)
     position = 0
     for i in range(1, size):
@@ -375,9 +389,15 @@ def _covariance_at(log_density, point: np.ndarray, step: float = 1e-3) -> np.nda
 
 
 def _rounded(covariance: np.ndarray) -> np.ndarray:
-    """Entries to two significant digits of the largest variance."""
-    unit = 10.0 ** (np.floor(np.log10(np.max(np.diag(covariance)))) - 1)
-    return np.round(covariance / unit) * unit
+    """Each sd to two significant digits, each correlation to two decimals (within 0.99):
+    parameters whose posterior sds differ by orders of magnitude (the noise's from a million
+    rows beside a group sd's from a few groups) each keep theirs."""
+    sd = np.sqrt(np.maximum(np.diag(covariance), 1e-300))
+    unit = 10.0 ** (np.floor(np.log10(sd)) - 1)
+    rounded_sd = np.round(sd / unit) * unit
+    correlation = np.clip(np.round(covariance / np.outer(sd, sd), 2), -0.99, 0.99)
+    np.fill_diagonal(correlation, 1.0)
+    return correlation * np.outer(rounded_sd, rounded_sd)
 
 
 def _well_conditioned(covariance: np.ndarray, floor: float = 1e-6) -> np.ndarray:

@@ -25,19 +25,14 @@ import pytensor.tensor as pt
 from . import collapsed as _collapsed
 from . import slopes as _slopes
 from ._ops import LOG_2PI, dot, matrix_vector, quadratic
-from .statistics import finish_statistics, merge_statistics, partial_statistics
+from .statistics import factor_sizes
 
 __all__ = [
     "build_gaussian_re_model",
     "complete_draws",
-    "factor_sizes",
     "gaussian_re_init",
     "gaussian_re_start",
-    "gaussian_re_statistics",
-    "gaussian_re_statistics_chunked",
     "gaussian_re_structure",
-    "gaussian_re_to_original",
-    "group_effects_to_original",
     "group_scale_move",
     "mark_centred",
     "mark_student_t",
@@ -51,57 +46,6 @@ NU_PRIOR = (2.0, 0.1)  # Gamma(alpha, beta) prior of Student-t groups' degrees o
 
 
 # ----------------------------------------------------------------------------- statistics
-def gaussian_re_statistics(features, target, codes, n_groups, prior_scale, slopes=None):
-    """Sufficient statistics of the Gaussian mixed model from standardised ``features`` and
-    ``target`` and group ``codes`` (see :func:`gaussian_re_statistics_chunked`)."""
-    return gaussian_re_statistics_chunked(
-        [(features, target)], codes, n_groups, prior_scale, slopes
-    )
-
-
-def gaussian_re_statistics_chunked(
-    chunks,
-    codes: list[np.ndarray],
-    n_groups: list[int],
-    prior_scale: float,
-    slopes: list[list[int]] | None = None,
-) -> dict[str, np.ndarray]:
-    """Sufficient statistics of the Gaussian mixed model.
-
-    ``chunks`` yields ``(features, target)`` row blocks, or ``(features, target, weights)``
-    with the rows' weights (None for weight 1), already standardised, in row order (one block,
-    or many to bound memory: only one block's design matrix exists at a time); ``codes[k]``
-    holds values in ``0 .. n_groups[k]-1`` for every row. ``slopes[k]`` lists the feature
-    columns whose coefficients vary by factor k (empty: a random intercept only). See
-    ``statistics.py`` for the statistics and how pieces merge.
-    """
-    slopes = [list(s) for s in slopes] if slopes is not None else [[] for _ in codes]
-    total, start = None, 0
-    for features, target, *weights in chunks:
-        rows = slice(start, start + len(target))
-        part = partial_statistics(
-            features, target, [c[rows] for c in codes], n_groups, slopes, *weights
-        )
-        total = merge_statistics(total, part)
-        start += len(target)
-    return finish_statistics(total, prior_scale, slopes)
-
-
-def factor_sizes(data: dict) -> list[int]:
-    """Columns of each grouping factor's group design: 1 for a random intercept, 1 + the
-    number of slopes for a factor with correlated slopes (works on statistics or on
-    starting values, which name their blocks the same way)."""
-    sizes, k = [], 0
-    while True:
-        if f"ysum_{k}" in data:
-            sizes.append(1)
-        elif f"vty_{k}" in data:
-            sizes.append(int(data[f"vty_{k}"].shape[1]))
-        else:
-            return sizes
-        k += 1
-
-
 def complete_draws(data: dict[str, np.ndarray], seed: int):
     """The fit's last step for a model with an integrated-out factor: draw its effects given
     each posterior draw of the rest (``draws`` edited in place); None when there is none."""
@@ -297,72 +241,6 @@ def group_scale_move(prior_scale: float):
 
 
 # ----------------------------------------------------------------------------- back-transform
-def gaussian_re_to_original(draws, x_scaler, y_scaler, n_groups: list[int], slopes=None) -> dict:
-    """Map standardised-scale draws to the user's units.
-
-    Returns ``intercept`` (S,), ``coef`` (S, p), ``sigma`` (S,), and per factor ``effects``
-    (S, G_k, or S, G_k, q_k with slopes; only the groups seen in fit), ``group_sd`` (S, or
-    S, q_k), ``group_cov`` (None, or S, q_k, q_k with slopes), ``group_nu`` (None, or the
-    degrees of freedom (S,) of Student-t groups) and ``centres`` (None, or the
-    slope features' means, where a slope factor's effects and covariance put the intercept:
-    see :func:`slopes.slope_effects_to_original`).
-    """
-    y_mean, y_scale = float(y_scaler.mean), float(y_scaler.scale)
-    alpha = draws["alpha"]
-    n_draws = alpha.shape[0]
-    beta = draws.get("beta", np.zeros((n_draws, 0)))
-    coef = y_scale * beta / x_scaler.scale
-    intercept = y_mean + y_scale * (alpha - beta @ (x_scaler.mean / x_scaler.scale))
-    effects, group_sd, group_cov = group_effects_to_original(
-        draws, y_scale, n_groups, slopes, x_scaler
-    )
-    return {
-        "intercept": intercept,
-        "coef": coef,
-        "sigma": y_scale * draws["sigma"],
-        "effects": effects,
-        "group_sd": group_sd,
-        "group_cov": group_cov,
-        "group_nu": [draws.get(f"nu_group_{k}") for k in range(len(n_groups))],
-        "centres": [
-            np.asarray(x_scaler.mean, dtype=float)[list(s)] if slopes is not None and s else None
-            for s in (slopes if slopes is not None else [[] for _ in n_groups])
-        ],
-    }
-
-
-def group_effects_to_original(
-    draws: dict, y_scale: float, n_groups: list[int], slopes=None, x_scaler=None
-):
-    """Per grouping factor, the effect draws of the groups seen in fit, in the user's units,
-    the group sd draws and (factors with slopes) the group covariance draws. The
-    ``z_group_k`` draws are taken out of ``draws`` and scaled in place; the effects are kept
-    as float32 (seven significant digits, far below their Monte Carlo error): with many
-    groups they are the largest arrays a fitted model holds."""
-    effects, group_sd, group_cov = [], [], []
-    for k, size in enumerate(n_groups):
-        if slopes is not None and slopes[k]:
-            columns = list(slopes[k])
-            u, sd, cov = _slopes.slope_effects_to_original(
-                draws, k, size, y_scale, x_scaler.mean[columns], x_scaler.scale[columns]
-            )
-            effects.append(u)
-            group_sd.append(sd)
-            group_cov.append(cov)
-            continue
-        sigma_k = draws[f"sigma_group_{k}"]
-        if f"u_group_{k}" in draws:  # a centred factor
-            effect = draws.pop(f"u_group_{k}")[:, :size]
-            effect *= y_scale
-        else:
-            effect = draws.pop(f"z_group_{k}")[:, :size]
-            effect *= (y_scale * sigma_k)[:, None]
-        effects.append(effect.astype(np.float32, copy=False))
-        group_sd.append(y_scale * sigma_k)
-        group_cov.append(None)
-    return effects, group_sd, group_cov
-
-
 # ----------------------------------------------------------------------------- start
 def gaussian_re_start(data: dict[str, np.ndarray]) -> tuple[dict, dict]:
     """Starting means and sds for ADVI, close to the posterior so that few steps are needed.

@@ -27,9 +27,11 @@ import pytensor.tensor as pt
 
 from ._ops import count_prefixed, matmul
 from .families import family_named
-from .gaussian import gaussian_re_start, gaussian_re_statistics_chunked, gaussian_re_to_original
+from .gaussian import gaussian_re_start
+from .gaussian_draws import gaussian_re_to_original
 from .laplace_start import MAX_GROUPS, first_predictor, laplace_start, working_response
 from .slopes import correlated_effects, lkj_cholesky_numpy
+from .statistics import gaussian_re_statistics_chunked
 
 __all__ = [
     "MINIBATCH_ROWS",

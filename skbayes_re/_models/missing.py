@@ -36,13 +36,9 @@ import pytensor.tensor as pt
 
 from ._ops import LOG_2PI, matmul
 from .feature_model import conditional_cells, missing_patterns
-from .gaussian import (
-    build_gaussian_re_model,
-    factor_sizes,
-    gaussian_re_start,
-    gaussian_re_statistics_chunked,
-)
+from .gaussian import build_gaussian_re_model, gaussian_re_start
 from .slopes import _unit
+from .statistics import factor_sizes, gaussian_re_statistics_chunked
 
 __all__ = [
     "MAX_FEATURES",

@@ -27,11 +27,11 @@ from .gaussian import (
     gaussian_loglik,
     gaussian_re_init,
     gaussian_re_start,
-    gaussian_re_statistics_chunked,
-    group_effects_to_original,
     linear_rss,
     random_intercepts,
 )
+from .gaussian_draws import group_effects_to_original
+from .statistics import gaussian_re_statistics_chunked
 
 __all__ = [
     "build_mlp_re_model",
@@ -344,14 +344,15 @@ def _statistics_around(data: dict, network) -> dict[str, np.ndarray]:
     return gaussian_re_statistics_chunked(chunks(), codes, n_groups, float(data["prior_scale"]))
 
 
-def mlp_few_rows_draws(data: dict[str, np.ndarray], n_draws: int, seed: int) -> dict:
+def mlp_few_rows_draws(data: dict[str, np.ndarray], n_draws: int, seed: int) -> tuple[dict, int]:
     """Draws for a data set of few rows (``few_rows.use_few_rows``): the perceptron at zero,
     where the fit's start leaves it whenever fewer than ``_PRETRAIN_MIN_HELD_OUT`` rows could
     be held out to show that it helps, and the random-intercept linear part's exact posterior
-    given that (``few_rows.py``). Named and shaped as the engine's draws."""
+    given that (``few_rows.py``). Named and shaped as the engine's draws; with the
+    iterations of that posterior's mode search."""
     n_layers = count_prefixed(data, "width_")
     n_factors = count_prefixed(data, "ysum_")
-    draws = few_rows_draws(data, [1] * n_factors, n_draws, seed)
+    draws, n_iter = few_rows_draws(data, [1] * n_factors, n_draws, seed)
     width = data["features"].shape[1]
     draws.setdefault("beta", np.zeros((n_draws, width)))  # no feature: an empty linear part
     for layer in range(n_layers):
@@ -360,7 +361,7 @@ def mlp_few_rows_draws(data: dict[str, np.ndarray], n_draws: int, seed: int) -> 
         draws[f"bias_{layer}"] = np.zeros((n_draws, out))
         width = out
     draws["coef_out"] = np.zeros((n_draws, width))
-    return draws
+    return draws, n_iter
 
 
 def mlp_linear_reference(data: dict[str, np.ndarray]) -> tuple[float, list[float]]:

@@ -25,9 +25,13 @@ import itertools
 import numpy as np
 
 __all__ = [
+    "LOG_2PI",
     "PAIRS",
     "aliased_factors",
+    "factor_sizes",
     "finish_statistics",
+    "gaussian_re_statistics",
+    "gaussian_re_statistics_chunked",
     "group_columns",
     "merge_statistics",
     "partial_statistics",
@@ -35,6 +39,7 @@ __all__ = [
     "restandardise",
 ]
 
+LOG_2PI = float(np.log(2.0 * np.pi))
 PAIRS = "pairs"  # the key of a partial's sparse pair statistics
 _PAIR_BASE = np.int64(2**32)
 
@@ -281,3 +286,54 @@ def regroup(partial: dict, orders: list[np.ndarray]) -> dict:
         sort = np.argsort(relabelled)
         out[PAIRS][(k, m)] = relabelled[sort], values[sort]
     return out
+
+
+def gaussian_re_statistics(features, target, codes, n_groups, prior_scale, slopes=None):
+    """Sufficient statistics of the Gaussian mixed model from standardised ``features`` and
+    ``target`` and group ``codes`` (see :func:`gaussian_re_statistics_chunked`)."""
+    return gaussian_re_statistics_chunked(
+        [(features, target)], codes, n_groups, prior_scale, slopes
+    )
+
+
+def gaussian_re_statistics_chunked(
+    chunks,
+    codes: list[np.ndarray],
+    n_groups: list[int],
+    prior_scale: float,
+    slopes: list[list[int]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Sufficient statistics of the Gaussian mixed model.
+
+    ``chunks`` yields ``(features, target)`` row blocks, or ``(features, target, weights)``
+    with the rows' weights (None for weight 1), already standardised, in row order (one block,
+    or many to bound memory: only one block's design matrix exists at a time); ``codes[k]``
+    holds values in ``0 .. n_groups[k]-1`` for every row. ``slopes[k]`` lists the feature
+    columns whose coefficients vary by factor k (empty: a random intercept only). See
+    ``statistics.py`` for the statistics and how pieces merge.
+    """
+    slopes = [list(s) for s in slopes] if slopes is not None else [[] for _ in codes]
+    total, start = None, 0
+    for features, target, *weights in chunks:
+        rows = slice(start, start + len(target))
+        part = partial_statistics(
+            features, target, [c[rows] for c in codes], n_groups, slopes, *weights
+        )
+        total = merge_statistics(total, part)
+        start += len(target)
+    return finish_statistics(total, prior_scale, slopes)
+
+
+def factor_sizes(data: dict) -> list[int]:
+    """Columns of each grouping factor's group design: 1 for a random intercept, 1 + the
+    number of slopes for a factor with correlated slopes (works on statistics or on
+    starting values, which name their blocks the same way)."""
+    sizes, k = [], 0
+    while True:
+        if f"ysum_{k}" in data:
+            sizes.append(1)
+        elif f"vty_{k}" in data:
+            sizes.append(int(data[f"vty_{k}"].shape[1]))
+        else:
+            return sizes
+        k += 1

@@ -28,6 +28,9 @@ def plot_loss(estimator, ax=None):
     """The optimisation trace: negative ELBO against iteration.
 
     The y axis is logarithmic when every loss is positive and symmetric-logarithmic otherwise.
+    A model whose posterior was computed without ADVI (the exact route of
+    ``method="auto"``, a fit from few rows, a constant target) has no trace: a
+    ``ValueError``.
 
     Parameters
     ----------
@@ -42,6 +45,11 @@ def plot_loss(estimator, ax=None):
     """
     check_is_fitted(estimator, "loss_curve_")
     loss = np.asarray(estimator.loss_curve_, dtype=float)
+    if loss.size == 0:
+        raise ValueError(
+            f"{type(estimator).__name__} computed its posterior without ADVI, so there "
+            "is no loss curve to plot; fit with method='advi' to see ADVI's."
+        )
     created = ax is None
     ax = get_ax(ax)
     iteration = np.arange(1, loss.size + 1)
