@@ -150,9 +150,11 @@ class LinearMixedBase(MissingFeaturesMixin, BayesianMixedBase):
         on the rows); each call refits on all batches so far and gives the fit that ``fit``
         would give on their concatenation: the standardisation is exact (statistics are kept
         on the first batch's scale and mapped, without loss, to the mean and scale of all
-        rows seen), and groups first seen in a later batch are added. The optimisation
-        starts, as ``fit``'s does, from the mixed-model solution of all rows seen, which is
-        closer to the new posterior than the last one. ``fit`` discards the batches.
+        rows seen), and groups first seen in a later batch are added. Where ``fit`` would
+        compute the posterior exactly (``method="auto"``), so does each call, from the
+        statistics of all rows seen; otherwise the optimisation starts, as ``fit``'s does,
+        from the mixed-model solution of all rows seen, which is closer to the new posterior
+        than the last one. ``fit`` discards the batches.
         Random slopes are supported: their per-group statistics map to a new
         standardisation exactly too.
 

@@ -31,7 +31,7 @@ import warnings
 
 import numpy as np
 
-from .few_rows import _MIN_ESS, _Model
+from .few_rows import _MIN_ESS, _Model, derivatives_at
 from .statistics import LOG_2PI
 
 __all__ = ["MAX_FIXED", "exact_draws", "exact_zero_draws", "use_exact"]
@@ -39,6 +39,9 @@ __all__ = ["MAX_FIXED", "exact_draws", "exact_zero_draws", "use_exact"]
 MAX_FIXED = 64  # fixed coefficients (1 + features) up to which the posterior is computed here
 _DRAW_CELLS = 2_000_000  # posterior draws x groups whose effects are drawn at once
 _FLOAT32_GROUPS = 4096  # from this many groups the effect draws are kept in float32
+_NEWTON_STEPS = 50  # at most, in the search for the mode
+_NEWTON_TOLERANCE = 1e-7  # a step this small (in log scale) ends the search
+_MAX_STEP = 2.0  # the longest Newton step (in log scale)
 
 
 def use_exact(data: dict, sizes: list[int]) -> bool:
@@ -81,6 +84,11 @@ class _Intercepts(_Model):
     """The integrated likelihood over batches of ``theta = (log sigma[, log tau])``; priors,
     bounds, mode and importance sampling are ``few_rows._Model``'s."""
 
+    # Two parameters with a near-Gaussian posterior: effective sample sizes of 2,200-2,500
+    # of 4,000 proposals were measured from 2 to 390 groups, so half as many leave more than
+    # the 500 draws kept by default, in half the time.
+    proposals = 2000
+
     def __init__(self, data: dict, sizes: list[int]):
         self.sizes = list(sizes)
         self.scale = float(data["prior_scale"])
@@ -110,6 +118,33 @@ class _Intercepts(_Model):
         self.square_by_size = one_hot @ self.group_y**2
         self.groups_by_size = one_hot.sum(axis=1)
 
+    def _search(self, start: np.ndarray) -> tuple[np.ndarray, int]:
+        """Newton's method with backtracking within the box (the log posterior of two
+        scales is smooth and nearly quadratic in the logs: a few steps, each one batch of
+        points; L-BFGS-B's own overhead was a third of a warm fit); L-BFGS-B from where a
+        step's finite differences leave the box."""
+        low, high = self.bounds().T
+        theta, value = start, self.log_posterior(start[None])[0]
+        for iteration in range(1, _NEWTON_STEPS + 1):
+            gradient, hessian = derivatives_at(self.log_posterior, theta)
+            if gradient is None:
+                found, more = super()._search(theta)
+                return found, iteration + more
+            step = _ascent_step(gradient, hessian)
+            for _ in range(30):
+                candidate = np.clip(theta + step, low, high)
+                new_value = self.log_posterior(candidate[None])[0]
+                if new_value >= value:
+                    break
+                step = 0.5 * step
+            else:
+                return theta, iteration
+            moved = float(np.max(np.abs(candidate - theta)))
+            theta, value = candidate, new_value
+            if moved < _NEWTON_TOLERANCE:
+                break
+        return theta, iteration
+
     def _system(self, theta: np.ndarray):
         """Per ``theta``: ``sigma``, ``tau``, ``d`` by distinct size, the Cholesky factor of
         ``R``, ``r`` and ``R^-1 r`` (the posterior mean of ``b``)."""
@@ -123,7 +158,7 @@ class _Intercepts(_Model):
         reduced -= (weight @ self.outer_by_size).reshape(-1, n_fixed, n_fixed)
         score = precision[:, None] * self.wty - weight @ self.score_by_size
         chol = np.linalg.cholesky(reduced)
-        mean = _cholesky_solve(chol, score)
+        mean = np.linalg.solve(reduced, score[:, :, None])[:, :, 0]
         return sigma, tau, d, chol, score, mean
 
     def log_likelihood(self, theta: np.ndarray) -> np.ndarray:
@@ -187,17 +222,20 @@ class _Intercepts(_Model):
         return draws
 
 
+def _ascent_step(gradient: np.ndarray, hessian: np.ndarray) -> np.ndarray:
+    """Newton's step, with the curvature of directions that are not concave floored (so
+    that each step climbs) and its length capped at :data:`_MAX_STEP`."""
+    eigenvalues, vectors = np.linalg.eigh(-hessian)
+    step = vectors @ ((vectors.T @ gradient) / np.maximum(eigenvalues, 1e-3))
+    length = float(np.max(np.abs(step)))
+    return step if length <= _MAX_STEP else step * (_MAX_STEP / length)
+
+
 def _centre_decimals(n_obs: float) -> int:
     """Decimals that proposal centres are rounded to: about a tenth of the posterior sd of
     ``log sigma`` (``1 / sqrt(2 n)``), at least 2 (``few_rows.py``'s), at most 8."""
     sd = 1.0 / math.sqrt(2.0 * max(n_obs, 1.0))
     return int(min(max(math.ceil(-math.log10(0.1 * sd)), 2), 8))
-
-
-def _cholesky_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """``(L L')^-1 rhs`` for batches of lower factors ``L`` (B, F, F) and ``rhs`` (B, F)."""
-    inner = np.linalg.solve(chol, rhs[:, :, None])
-    return np.linalg.solve(np.swapaxes(chol, 1, 2), inner)[:, :, 0]
 
 
 def _solve_transposed(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:

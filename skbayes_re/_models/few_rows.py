@@ -214,9 +214,16 @@ class _Model:
 
     # ------------------------------------------------------------------ sampling
     def _mode(self) -> tuple[np.ndarray, np.ndarray]:
-        """The posterior mode of ``theta`` and the covariance of a Gaussian fitted there."""
+        """The posterior mode of ``theta`` and the covariance of a Gaussian fitted there
+        (``n_iter``: the search's iterations)."""
         start = np.zeros(self.dim)
         start[self._scale_positions()] = math.log(0.5 * self.scale)
+        found, self.n_iter = self._search(start)
+        mode = self._round_centre(found)
+        return mode, _rounded(_covariance_at(self.log_posterior, mode))
+
+    def _search(self, start: np.ndarray) -> tuple[np.ndarray, int]:
+        """L-BFGS-B within the box, on central-difference gradients."""
 
         def loss_and_gradient(theta):
             # Central differences with a step well above the log density's rounding noise,
@@ -235,9 +242,7 @@ class _Model:
             bounds=self.bounds(),
             options={"ftol": 1e-13, "gtol": 1e-7},
         )
-        self.n_iter = int(found.nit)
-        mode = self._round_centre(found.x)
-        return mode, _rounded(_covariance_at(self.log_posterior, mode))
+        return found.x, int(found.nit)
 
     def importance_draws(self, n_draws: int, rng) -> tuple[np.ndarray, float]:
         """``n_draws`` draws of ``theta`` and the last round's effective sample size.
@@ -369,6 +374,17 @@ def _covariance_at(log_density, point: np.ndarray, step: float = 1e-3) -> np.nda
     """Inverse of the negative Hessian of ``log_density`` at ``point`` by central
     differences (eigenvalues floored, so a flat direction gets a wide, not infinite,
     spread)."""
+    _, hessian = derivatives_at(log_density, point, step)
+    if hessian is None:  # at the box's edge: a prior-like spread
+        return np.eye(len(point))
+    eigenvalues, vectors = np.linalg.eigh(-hessian)
+    eigenvalues = np.maximum(eigenvalues, 0.25)  # a prior-like spread at most 2 on log scales
+    return (vectors / eigenvalues) @ vectors.T
+
+
+def derivatives_at(log_density, point: np.ndarray, step: float = 1e-3):
+    """Gradient and Hessian of ``log_density`` at ``point`` by central differences, from one
+    batch of points (``None, None`` where one of them has no finite value)."""
     dim = len(point)
     shifts = np.eye(dim) * step
     pairs = [(i, j) for i in range(dim) for j in range(i, dim)]
@@ -377,15 +393,15 @@ def _covariance_at(log_density, point: np.ndarray, step: float = 1e-3) -> np.nda
         for a, b in itertools.product((1, -1), repeat=2):
             points.append(point + a * shifts[i] + b * shifts[j])
     values = log_density(np.array(points))
-    if not np.all(np.isfinite(values)):  # at the box's edge: a prior-like spread
-        return np.eye(dim)
-    hessian = np.empty((dim, dim))
+    if not np.all(np.isfinite(values)):
+        return None, None
+    hessian, gradient = np.empty((dim, dim)), np.empty(dim)
     for n, (i, j) in enumerate(pairs):
         pp, pm_, mp, mm = values[1 + 4 * n : 5 + 4 * n]
         hessian[i, j] = hessian[j, i] = (pp - pm_ - mp + mm) / (4.0 * step**2)
-    eigenvalues, vectors = np.linalg.eigh(-hessian)
-    eigenvalues = np.maximum(eigenvalues, 0.25)  # a prior-like spread at most 2 on log scales
-    return (vectors / eigenvalues) @ vectors.T
+        if i == j:  # the points at +-2 step along axis i
+            gradient[i] = (pp - mm) / (4.0 * step)
+    return gradient, hessian
 
 
 def _rounded(covariance: np.ndarray) -> np.ndarray:
