@@ -21,7 +21,7 @@ def test_zillow_study_reproduces_the_ordering_and_writes_figures(tmp_path, monke
     network = table["MLP + zip random intercepts"]
     assert intercepts < linear < table["training mean (constant)"]
     assert network <= intercepts
-    for name in ["prior_posterior_fit.png", "shrinkage.png", "elbo_curves.png"]:
+    for name in ["prior_posterior_fit.png", "shrinkage.png", "residuals.png"]:
         image = matplotlib.image.imread(tmp_path / name)
         assert image.shape[0] >= 300 and image.shape[1] >= 500
         assert image.std() > 0.05  # not a blank canvas

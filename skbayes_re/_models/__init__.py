@@ -20,6 +20,9 @@ back-transform together:
 * ``exact``: the posterior of its linear and one-factor random-intercept cases, every
   coefficient and effect integrated out, from any number of rows (NumPy only);
 * ``network``: a neural-network mean function with random intercepts;
+* ``network_start``: its starting perceptron (scikit-learn's L-BFGS; NumPy only);
+* ``network_exact``: that model with point-estimated weights and its linear part exact
+  (NumPy only);
 * ``families``: the likelihood families (one module each: name, link, support, log density,
   predictive pieces);
 * ``glmm``: the linear mixed model for any family but the Gaussian, written per row;
@@ -89,6 +92,7 @@ _EXPORTS = {
         "linear_init",
         "linear_structure",
     ],
+    "network_exact": ["network_exact_draws", "use_network_exact"],
     "network": [
         "build_mlp_re_model",
         "mlp_few_rows_draws",

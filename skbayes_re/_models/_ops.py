@@ -13,14 +13,9 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Apply
 from pytensor.link.c.op import COp
 
-from .statistics import LOG_2PI
+from .statistics import LOG_2PI, count_prefixed
 
 __all__ = ["LOG_2PI", "count_prefixed", "dot", "matmul", "matrix_vector", "quadratic"]
-
-
-def count_prefixed(data: dict, prefix: str) -> int:
-    """How many arrays are named ``prefix<i>`` (grouping factors, hidden layers)."""
-    return sum(1 for name in data if name.startswith(prefix))
 
 
 def dot(a, b):

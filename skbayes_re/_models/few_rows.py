@@ -103,9 +103,10 @@ class _Model:
         self.gram, self.score = _stacked_statistics(data, sizes, self.n_groups)
         self.dim = 1 + sum(size + size * (size - 1) // 2 for size in sizes)
 
-    # Proposals per importance-sampling round, proposals evaluated at once, and the decimals
-    # that proposal centres are rounded to (see :meth:`importance_draws`).
+    # Proposals per importance-sampling round, proposals evaluated at once, the decimals
+    # that proposal centres are rounded to, and the rounds (see :meth:`importance_draws`).
     proposals, batch, centre_decimals = _PROPOSALS, _BATCH, 2
+    rounds, enough_ess = 2, 0.0
 
     # ------------------------------------------------------------------ theta
     def _scale_positions(self) -> list[int]:
@@ -247,26 +248,30 @@ class _Model:
     def importance_draws(self, n_draws: int, rng) -> tuple[np.ndarray, float]:
         """``n_draws`` draws of ``theta`` and the last round's effective sample size.
 
-        The first round's proposal is the Laplace approximation widened by 1.5; the second's
-        the first's weighted mean and covariance (widened alike), or, where the first round
-        left too few effective draws to estimate them, the first proposal widened again.
+        The first round's proposal is the Laplace approximation widened by 1.5; each next
+        round's the last one's weighted mean and covariance (widened alike), or, where it
+        left too few effective draws to estimate them, the last proposal widened again; up
+        to ``rounds`` rounds, ending early (after the second) once the effective sample
+        size reaches ``enough_ess``.
         Proposals are rounded (centres to ``centre_decimals``, covariances to two
         significant digits): any proposal serves importance sampling, and a rounded one does
         not move with the last digits of the statistics, so rows given weight 2 and the same
         rows twice give the same draws."""
         centre, covariance = self._mode()
         covariance = covariance * 1.5**2
-        for round_ in range(2):
+        for round_ in range(self.rounds):
             proposals, log_proposal = _student_t_draws(centre, covariance, self.proposals, rng)
             log_weights = self.log_posterior(proposals) - log_proposal
             weights = np.exp(log_weights - np.max(log_weights))
             weights /= np.sum(weights)
             ess = float(1.0 / np.sum(weights**2))
-            if round_ == 0 and ess >= _MIN_ESS:
+            if round_ == self.rounds - 1 or (round_ >= 1 and ess >= self.enough_ess):
+                break
+            if ess >= _MIN_ESS:
                 centre = self._round_centre(weights @ proposals)
                 spread = proposals - centre
                 covariance = _rounded(1.5**2 * (weights[:, None] * spread).T @ spread)
-            elif round_ == 0:
+            else:
                 covariance = covariance * 2.0**2
         return proposals[_systematic_resample(weights, n_draws, rng)], ess
 

@@ -31,6 +31,7 @@ from .gaussian import (
     random_intercepts,
 )
 from .gaussian_draws import group_effects_to_original
+from .network_start import pretrain, pretrain_rows, weights_of
 from .statistics import gaussian_re_statistics_chunked
 
 __all__ = [
@@ -180,11 +181,6 @@ def _perceptron(box: dict, n_layers: int, activation: str):
 
 _NOISE_START_SD = 0.1  # the noise's starting sd, at least (its steps scale with it)
 _WEIGHT_STEP = 0.03  # the network weights' step scale (point estimates have no sd)
-_PRETRAIN_ROWS = 10_000  # rows the starting network is trained on (a random subset beyond)
-_SCREEN_ITER = 200  # L-BFGS iterations of each start
-_PRETRAIN_ITER = 800  # and of the best start, trained on
-_PRETRAIN_STARTS = 3
-_PRETRAIN_MIN_HELD_OUT = 20  # fewer held-out rows say nothing: the perceptron starts at zero
 
 
 def mlp_re_init(data: dict[str, np.ndarray], activation: str, alpha: float):
@@ -194,7 +190,7 @@ def mlp_re_init(data: dict[str, np.ndarray], activation: str, alpha: float):
     1. The linear model's closed-form start (``gaussian_re_init``: least squares and shrunken
        group offsets).
     2. scikit-learn's ``MLPRegressor`` (L-BFGS; the same architecture and L2 strength; seeded
-       from the fit's generator) on the residuals of step 1, on at most ``_PRETRAIN_ROWS``
+       from the fit's generator) on the residuals of step 1, on at most ``PRETRAIN_ROWS``
        rows: a deterministic second-order optimiser reaches in a second what stochastic
        steps take thousands of iterations for.
     3. The linear model's start again, on the target minus the network's output: the
@@ -209,13 +205,13 @@ def mlp_re_init(data: dict[str, np.ndarray], activation: str, alpha: float):
         weight_names = mlp_weight_names(n_layers)
         known = {name: shape for name, shape in shapes.items() if name not in weight_names}
         means, sds = gaussian_re_init(data)(known, rng)
-        rows = _pretrain_rows(len(data["target"]), rng)
+        rows = pretrain_rows(len(data["target"]), rng)
         residual = data["target"][rows] - _linear_fit(data, means, rows)
         weight = data["row_weight"][rows]
-        network = _pretrain(data["features"][rows], residual, weight, sizes, activation, alpha, rng)
+        network = pretrain(data["features"][rows], residual, weight, sizes, activation, alpha, rng)
         weights = {name: np.zeros(shapes[name]) for name in weight_names}
         if network is not None:
-            weights |= _weights_of(network, n_layers)
+            weights |= weights_of(network, n_layers)
             refit = _statistics_around(data, network)
             means, sds = gaussian_re_init(refit)(known, rng)
         sds["sigma_log__"] = np.maximum(sds["sigma_log__"], _NOISE_START_SD)
@@ -225,12 +221,6 @@ def mlp_re_init(data: dict[str, np.ndarray], activation: str, alpha: float):
     return init
 
 
-def _pretrain_rows(n_rows: int, rng: np.random.Generator) -> np.ndarray:
-    if n_rows <= _PRETRAIN_ROWS:
-        return np.arange(n_rows)
-    return np.sort(rng.choice(n_rows, size=_PRETRAIN_ROWS, replace=False))
-
-
 def _linear_fit(data: dict, means: dict, rows: np.ndarray) -> np.ndarray:
     """The linear start's fitted values (fixed part and group offsets) on ``rows``."""
     fitted = means["alpha"] + data["features"][rows] @ means["beta"]
@@ -238,92 +228,6 @@ def _linear_fit(data: dict, means: dict, rows: np.ndarray) -> np.ndarray:
         offsets = means[f"z_group_{k}"] * np.exp(means[f"sigma_group_{k}_log__"])
         fitted = fitted + offsets[data[f"group_{k}"][rows]]
     return fitted
-
-
-def _pretrain(features, residual, weight, sizes, activation, alpha, rng):
-    """A scikit-learn ``MLPRegressor`` (L-BFGS) fitted to ``residual`` on four fifths of the
-    rows (:func:`_fifth_of`): the best on the other fifth of ``_PRETRAIN_STARTS`` short fits
-    from different seeds (small networks have local optima that a single start often lands
-    in), trained on.
-
-    None where it predicts the held-out rows no better than their mean, by two standard errors
-    of the paired difference (the data show no signal that a perceptron adds to the linear
-    part: it then starts at zero, and the fit at the linear model), or where a perceptron has
-    nothing to work with (no hidden layer, no feature, fewer than ``_PRETRAIN_MIN_HELD_OUT``
-    rows held out). Row weights weigh the
-    fits and the held-out comparison.
-    """
-    if not sizes or features.shape[1] == 0:
-        return None
-    in_held_out_fifth = _fifth_of(features, residual)
-    held, kept = np.flatnonzero(in_held_out_fifth), np.flatnonzero(~in_held_out_fifth)
-    if len(held) < _PRETRAIN_MIN_HELD_OUT:
-        return None
-    train = (features[kept], residual[kept], weight[kept])
-
-    def held_out_errors(network):
-        return (residual[held] - network.predict(features[held])) ** 2
-
-    def mean(values):
-        return np.average(values, weights=weight[held])
-
-    starts = [_fit_network(*train, sizes, activation, alpha, rng) for _ in range(_PRETRAIN_STARTS)]
-    best = min(starts, key=lambda network: mean(held_out_errors(network)))
-    best.set_params(max_iter=_PRETRAIN_ITER, warm_start=True)
-    _quietly(best.fit, *train)
-    baseline = np.average(residual[kept], weights=weight[kept])
-    gain = (residual[held] - baseline) ** 2 - held_out_errors(best)
-    n_effective = weight[held].sum() ** 2 / np.sum(weight[held] ** 2)
-    spread = np.sqrt(mean((gain - mean(gain)) ** 2) / n_effective)
-    return best if mean(gain) > 2.0 * spread else None
-
-
-def _fit_network(features, target, weight, sizes, activation, alpha, rng):
-    """One seeded L-BFGS fit of ``_SCREEN_ITER`` iterations."""
-    from sklearn.neural_network import MLPRegressor
-
-    network = MLPRegressor(
-        hidden_layer_sizes=sizes,
-        activation=activation,
-        alpha=float(alpha),
-        solver="lbfgs",
-        max_iter=_SCREEN_ITER,
-        random_state=int(rng.integers(np.iinfo(np.int32).max)),
-    )
-    return _quietly(network.fit, features, target, weight)
-
-
-def _quietly(fit, features, target, weight):
-    """Fit without the ConvergenceWarning of an L-BFGS run cut at its iteration budget, on one
-    BLAS thread: its products are small (at most ``_PRETRAIN_ROWS`` rows), and threads waiting
-    on each other made L-BFGS's own tiny vector operations ten times slower."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
-
-    with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return fit(features, target, sample_weight=weight)
-
-
-def _fifth_of(features: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """About a fifth of the rows, chosen by their values (a fixed pseudo-random projection of
-    each row, taken modulo 1): equal rows fall on the same side, so a row with weight 2 is
-    held out exactly when both of its copies would be, whatever the rows' order."""
-    weights = np.sqrt(np.arange(2, features.shape[1] + 3))  # irrational, fixed
-    values = features @ weights[1:] + target * weights[0]
-    return np.modf(np.abs(values) * 997.0)[0] < 0.2
-
-
-def _weights_of(network, n_layers: int) -> dict[str, np.ndarray]:
-    """A fitted ``MLPRegressor``'s weights by value-variable name (its output bias is left
-    to the linear part's intercept)."""
-    weights = {"coef_out": network.coefs_[-1][:, 0]}
-    for layer in range(n_layers):
-        weights[f"coef_{layer}"] = network.coefs_[layer]
-        weights[f"bias_{layer}"] = network.intercepts_[layer]
-    return weights
 
 
 def _statistics_around(data: dict, network) -> dict[str, np.ndarray]:
@@ -346,7 +250,7 @@ def _statistics_around(data: dict, network) -> dict[str, np.ndarray]:
 
 def mlp_few_rows_draws(data: dict[str, np.ndarray], n_draws: int, seed: int) -> tuple[dict, int]:
     """Draws for a data set of few rows (``few_rows.use_few_rows``): the perceptron at zero,
-    where the fit's start leaves it whenever fewer than ``_PRETRAIN_MIN_HELD_OUT`` rows could
+    where the fit's start leaves it whenever fewer than ``PRETRAIN_MIN_HELD_OUT`` rows could
     be held out to show that it helps, and the random-intercept linear part's exact posterior
     given that (``few_rows.py``). Named and shaped as the engine's draws; with the
     iterations of that posterior's mode search."""

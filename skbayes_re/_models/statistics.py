@@ -28,6 +28,7 @@ __all__ = [
     "LOG_2PI",
     "PAIRS",
     "aliased_factors",
+    "count_prefixed",
     "factor_sizes",
     "finish_statistics",
     "gaussian_re_statistics",
@@ -337,3 +338,8 @@ def factor_sizes(data: dict) -> list[int]:
         else:
             return sizes
         k += 1
+
+
+def count_prefixed(data: dict, prefix: str) -> int:
+    """How many arrays are named ``prefix<i>`` (grouping factors, hidden layers)."""
+    return sum(1 for name in data if name.startswith(prefix))
