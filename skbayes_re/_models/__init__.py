@@ -11,6 +11,8 @@ back-transform together:
 * ``gaussian``: the Gaussian linear mixed model on those statistics (random intercepts);
 * ``gaussian_draws``: that model's draws in the user's units (NumPy only);
 * ``linear``: its case without grouping factors, coefficients integrated out given the noise;
+* ``linear_posterior``: that case's exact posterior given the noise and the noise's own on a
+  grid (NumPy only);
 * ``slopes``: correlated random slopes for that model (LKJ prior, non-centred);
 * ``collapsed``: a factor with slopes integrated out of that model's likelihood;
 * ``missing``: missing feature values as latent cells of that model (a Gaussian feature
@@ -85,12 +87,12 @@ _EXPORTS = {
         "glmm_structure",
         "glmm_to_original",
     ],
-    "linear": [
-        "build_linear_model",
+    "linear": ["build_linear_model", "linear_structure"],
+    "linear_posterior": [
         "linear_complete_draws",
         "linear_data",
+        "linear_exact_draws",
         "linear_init",
-        "linear_structure",
     ],
     "network_exact": ["network_exact_draws", "use_network_exact"],
     "network": [

@@ -32,6 +32,7 @@ import warnings
 import numpy as np
 
 from .few_rows import _MIN_ESS, _Model, derivatives_at
+from .linear_posterior import linear_exact_draws
 from .statistics import LOG_2PI
 
 __all__ = ["MAX_FIXED", "exact_draws", "exact_mode_means", "exact_zero_draws", "use_exact"]
@@ -54,6 +55,8 @@ def exact_draws(data: dict, sizes: list[int], n_draws: int, seed: int) -> tuple[
     """``n_draws`` posterior draws named as the ADVI fit's (``alpha``, ``beta``, ``sigma``,
     with a factor ``sigma_group_0`` and centred ``u_group_0``), on the standardised scale,
     and the iterations of the search for the noise and group sds' mode."""
+    if not sizes:  # one parameter: its exact posterior on a grid
+        return linear_exact_draws(data, n_draws, seed)
     rng = np.random.default_rng((seed, 3))
     model = _Intercepts(data, sizes)
     theta, ess = model.importance_draws(n_draws, rng)

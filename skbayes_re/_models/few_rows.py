@@ -254,15 +254,17 @@ class _Model:
         to ``rounds`` rounds, ending early (after the second) once the effective sample
         size reaches ``enough_ess``.
         Proposals are rounded (centres to ``centre_decimals``, covariances to two
-        significant digits): any proposal serves importance sampling, and a rounded one does
-        not move with the last digits of the statistics, so rows given weight 2 and the same
-        rows twice give the same draws."""
+        significant digits), and log weights to 1e-6: any proposal serves importance
+        sampling, and a rounded one does not move with the last digits of the statistics, so
+        rows given weight 2 and the same rows twice give the same draws."""
         centre, covariance = self._mode()
         covariance = covariance * 1.5**2
         for round_ in range(self.rounds):
             proposals, log_proposal = _student_t_draws(centre, covariance, self.proposals, rng)
             log_weights = self.log_posterior(proposals) - log_proposal
-            weights = np.exp(log_weights - np.max(log_weights))
+            # to 1e-6: resampling is discontinuous in the weights, so weights that moved with
+            # the last digits of the statistics would let one draw jump
+            weights = np.exp(np.round(log_weights - np.max(log_weights), 6))
             weights /= np.sum(weights)
             ess = float(1.0 / np.sum(weights**2))
             if round_ == self.rounds - 1 or (round_ >= 1 and ess >= self.enough_ess):
