@@ -85,8 +85,18 @@ def exact_noise_draws(data, log_sigma_draws: np.ndarray, rng) -> np.ndarray:
     approximation, even of this one parameter, would give intervals too narrow; in one
     dimension the exact posterior costs a few thousand evaluations of a closed form.
     """
-    centre = float(np.mean(log_sigma_draws))
-    half_width = 10.0 * max(float(np.std(log_sigma_draws)), 1e-3)
+    return noise_draws_around(
+        data,
+        float(np.mean(log_sigma_draws)),
+        float(np.std(log_sigma_draws)),
+        len(log_sigma_draws),
+        rng,
+    )
+
+
+def noise_draws_around(data, centre: float, spread: float, n_draws: int, rng) -> np.ndarray:
+    """:func:`exact_noise_draws` from a grid laid ten ``spread`` either side of ``centre``."""
+    half_width = 10.0 * max(spread, 1e-3)
     low, high = centre - half_width, centre + half_width
     for _ in range(12):
         grid = np.linspace(low, high, 2049)
@@ -100,7 +110,7 @@ def exact_noise_draws(data, log_sigma_draws: np.ndarray, rng) -> np.ndarray:
     grid = np.linspace(low, high, 20_001)
     density = np.exp(_log_posterior(data, grid) - np.max(_log_posterior(data, grid)))
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]))])
-    return np.exp(np.interp(rng.uniform(size=len(log_sigma_draws)) * cdf[-1], cdf, grid))
+    return np.exp(np.interp(rng.uniform(size=n_draws) * cdf[-1], cdf, grid))
 
 
 def _log_posterior(data, log_sigma: np.ndarray) -> np.ndarray:
@@ -128,9 +138,10 @@ def linear_exact_draws(statistics: dict, n_draws: int, seed: int) -> tuple[dict,
     laid around the least-squares start instead of a variational fit, then each draw of the
     coefficients from its exact conditional. Also returns 1 (one pass, no iterations)."""
     data = linear_data(statistics)
-    centre, _ = linear_start(data)
-    draws = {"sigma": np.full(n_draws, np.exp(centre))}
-    linear_complete_draws(data, seed)(draws)
+    centre, spread = linear_start(data)
+    rng = np.random.default_rng((seed, 1))
+    draws = {"sigma": noise_draws_around(data, centre, spread, n_draws, rng)}
+    _add_coefficient_draws(data, draws, rng)
     return draws, 1
 
 
@@ -153,22 +164,26 @@ def linear_complete_draws(data: dict[str, np.ndarray], seed: int):
         sigma = np.asarray(draws["sigma"], dtype=float)
         if np.all(sigma > 0):  # (a constant target's fit has sigma 0 and nothing to draw)
             sigma = draws["sigma"] = exact_noise_draws(data, np.log(sigma), rng)
-        eigenvalues, projections = data["eigenvalues"], data["projections"]
-        delta = (sigma**2 / float(data["prior_scale"]) ** 2)[:, None]
-        precision = eigenvalues[None, :] + delta  # of the rotated coefficients, times sigma^-2
-        fitted = np.divide(
-            projections, precision, out=np.zeros_like(precision), where=precision > 0
-        )
-        variance = np.divide(
-            sigma[:, None] ** 2, precision, out=np.zeros_like(precision), where=precision > 0
-        )
-        # Mean and noise through Q f(lambda) Q', a function of W'W alone: rounding that
-        # rotates the eigenvectors of (near) equal eigenvalues leaves the draws unchanged.
-        vectors = data["eigenvectors"]
-        noise = rng.standard_normal(precision.shape) @ vectors
-        coefs = (fitted + np.sqrt(variance) * noise) @ vectors.T
-        draws["alpha"] = coefs[:, 0]
-        if coefs.shape[1] > 1:
-            draws["beta"] = coefs[:, 1:]
+        _add_coefficient_draws(data, draws, rng)
 
     return complete
+
+
+def _add_coefficient_draws(data: dict, draws: dict, rng) -> None:
+    """Each draw of the coefficients from its exact conditional given that of ``sigma``."""
+    sigma = draws["sigma"]
+    eigenvalues, projections = data["eigenvalues"], data["projections"]
+    delta = (sigma**2 / float(data["prior_scale"]) ** 2)[:, None]
+    precision = eigenvalues[None, :] + delta  # of the rotated coefficients, times sigma^-2
+    fitted = np.divide(projections, precision, out=np.zeros_like(precision), where=precision > 0)
+    variance = np.divide(
+        sigma[:, None] ** 2, precision, out=np.zeros_like(precision), where=precision > 0
+    )
+    # Mean and noise through Q f(lambda) Q', a function of W'W alone: rounding that
+    # rotates the eigenvectors of (near) equal eigenvalues leaves the draws unchanged.
+    vectors = data["eigenvectors"]
+    noise = rng.standard_normal(precision.shape) @ vectors
+    coefs = (fitted + np.sqrt(variance) * noise) @ vectors.T
+    draws["alpha"] = coefs[:, 0]
+    if coefs.shape[1] > 1:
+        draws["beta"] = coefs[:, 1:]
