@@ -367,8 +367,9 @@ class BayesianLinearRegressor(RegressorMixin, LinearMixedBase):
     method : {"auto", "advi", "fullrank_advi"}, default="auto"
         How the posterior is computed. With Gaussian noise and complete features the
         coefficients are integrated out given the noise sd and each coefficient draw comes
-        from its exact conditional; ``"auto"`` draws the noise sd by importance sampling
-        (nothing compiled, ``loss_curve_`` empty; ``_models/exact.py``), ``"advi"`` and
+        from its exact conditional; ``"auto"`` draws the noise sd from its exact posterior on
+        a grid laid around the least-squares fit (nothing compiled, ``loss_curve_`` empty;
+        ``_models/linear_posterior.py``), ``"advi"`` and
         ``"fullrank_advi"`` (the same for this one parameter) fit its posterior by ADVI and
         then compute it exactly around that fit. Other likelihoods, and missing features,
         use mean-field ADVI under ``"auto"``.
