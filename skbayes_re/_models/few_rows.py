@@ -188,11 +188,10 @@ class _Model:
         inside = np.all((theta >= low) & (theta <= high), axis=1)
         values = np.full(len(theta), -np.inf)
         kept = theta[inside]
+        positions = np.flatnonzero(inside)
         for start in range(0, len(kept), self.batch):
-            part = kept[start : start + self.batch]
-            values[np.flatnonzero(inside)[start : start + self.batch]] = self._batch_log_posterior(
-                part
-            )
+            rows = slice(start, start + self.batch)
+            values[positions[rows]] = self._batch_log_posterior(kept[rows])
         return np.where(np.isfinite(values), values, -np.inf)
 
     def _batch_log_posterior(self, theta: np.ndarray) -> np.ndarray:

@@ -108,7 +108,8 @@ def noise_draws_around(data, centre: float, spread: float, n_draws: int, rng) ->
         width = high - low
         low, high = low - width * widen_low, high + width * widen_high
     grid = np.linspace(low, high, 20_001)
-    density = np.exp(_log_posterior(data, grid) - np.max(_log_posterior(data, grid)))
+    log_density = _log_posterior(data, grid)
+    density = np.exp(log_density - np.max(log_density))
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]))])
     return np.exp(np.interp(rng.uniform(size=n_draws) * cdf[-1], cdf, grid))
 

@@ -31,7 +31,7 @@ from .gaussian import (
     random_intercepts,
 )
 from .gaussian_draws import group_effects_to_original
-from .network_start import pretrain, pretrain_rows, weights_of
+from .network_start import pretrain, pretrain_rows, statistics_with_perceptron, weights_of
 from .statistics import gaussian_re_statistics_chunked
 
 __all__ = [
@@ -212,7 +212,7 @@ def mlp_re_init(data: dict[str, np.ndarray], activation: str, alpha: float):
         weights = {name: np.zeros(shapes[name]) for name in weight_names}
         if network is not None:
             weights |= weights_of(network, n_layers)
-            refit = _statistics_around(data, network)
+            refit = statistics_with_perceptron(data, network, as_feature=False)
             means, sds = gaussian_re_init(refit)(known, rng)
         sds["sigma_log__"] = np.maximum(sds["sigma_log__"], _NOISE_START_SD)
         sds |= {name: np.full(shapes[name], _WEIGHT_STEP) for name in weight_names}
@@ -228,24 +228,6 @@ def _linear_fit(data: dict, means: dict, rows: np.ndarray) -> np.ndarray:
         offsets = means[f"z_group_{k}"] * np.exp(means[f"sigma_group_{k}_log__"])
         fitted = fitted + offsets[data[f"group_{k}"][rows]]
     return fitted
-
-
-def _statistics_around(data: dict, network) -> dict[str, np.ndarray]:
-    """The linear model's sufficient statistics of the target minus the perceptron's output
-    (the network's prediction without its output bias), in row blocks."""
-    features, target, weight = data["features"], data["target"], data["row_weight"]
-    n_factors = count_prefixed(data, "ysum_")
-    codes = [data[f"group_{k}"] for k in range(n_factors)]
-    n_groups = [int(data[f"ysum_{k}"].shape[0]) for k in range(n_factors)]
-    bias = float(network.intercepts_[-1][0])
-
-    def chunks():
-        for start in range(0, len(target), BLOCK_ROWS):
-            rows = slice(start, start + BLOCK_ROWS)
-            output = network.predict(features[rows]) - bias
-            yield features[rows], target[rows] - output, weight[rows]
-
-    return gaussian_re_statistics_chunked(chunks(), codes, n_groups, float(data["prior_scale"]))
 
 
 def mlp_few_rows_draws(data: dict[str, np.ndarray], n_draws: int, seed: int) -> tuple[dict, int]:

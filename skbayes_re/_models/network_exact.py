@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import BLOCK_ROWS
 from .exact import MAX_FIXED, exact_draws, exact_mode_means
-from .network_start import pretrain, pretrain_rows, weights_of
-from .statistics import count_prefixed, gaussian_re_statistics_chunked
+from .network_start import pretrain, pretrain_rows, statistics_with_perceptron, weights_of
+from .statistics import count_prefixed
 
 __all__ = ["network_exact_draws", "use_network_exact"]
 
@@ -56,7 +55,7 @@ def network_exact_draws(
         draws, n_iter = exact_draws(data, sizes, n_draws, seed)
         weights = _zero_weights(data["features"].shape[1], widths)
     else:
-        extended = _statistics_with_output(data, network)
+        extended = statistics_with_perceptron(data, network, as_feature=True)
         draws, n_iter = exact_draws(extended, sizes, n_draws, seed)
         scale = float(np.mean(draws["beta"][:, -1]))  # the output's coefficient
         draws["beta"] = draws["beta"][:, :-1]
@@ -79,24 +78,6 @@ def _perceptron(data, sizes, widths, activation, alpha, rng):
     residual = data["target"][rows] - fitted
     weight = data["row_weight"][rows]
     return pretrain(design, residual, weight, widths, activation, alpha, rng)
-
-
-def _statistics_with_output(data: dict, network) -> dict:
-    """The linear model's statistics with the perceptron's output (without its output
-    bias) as one more feature, in row blocks."""
-    features, target, weight = data["features"], data["target"], data["row_weight"]
-    n_factors = count_prefixed(data, "ysum_")
-    codes = [data[f"group_{k}"] for k in range(n_factors)]
-    n_groups = [int(data[f"ysum_{k}"].shape[0]) for k in range(n_factors)]
-    bias = float(network.intercepts_[-1][0])
-
-    def chunks():
-        for start in range(0, len(target), BLOCK_ROWS):
-            rows = slice(start, start + BLOCK_ROWS)
-            output = network.predict(features[rows]) - bias
-            yield np.column_stack([features[rows], output]), target[rows], weight[rows]
-
-    return gaussian_re_statistics_chunked(chunks(), codes, n_groups, float(data["prior_scale"]))
 
 
 def _zero_weights(n_features: int, widths: tuple[int, ...]) -> dict:

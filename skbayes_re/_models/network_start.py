@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PRETRAIN_MIN_HELD_OUT", "PRETRAIN_ROWS", "pretrain", "pretrain_rows", "weights_of"]
+from .._validation import BLOCK_ROWS
+from .statistics import count_prefixed, gaussian_re_statistics_chunked
+
+__all__ = [
+    "PRETRAIN_MIN_HELD_OUT",
+    "PRETRAIN_ROWS",
+    "pretrain",
+    "pretrain_rows",
+    "statistics_with_perceptron",
+    "weights_of",
+]
 
 PRETRAIN_ROWS = 10_000  # rows the starting network is trained on (a random subset beyond)
 _SCREEN_ITER = 200  # L-BFGS iterations of each start
@@ -109,3 +119,25 @@ def weights_of(network, n_layers: int) -> dict[str, np.ndarray]:
         weights[f"coef_{layer}"] = network.coefs_[layer]
         weights[f"bias_{layer}"] = network.intercepts_[layer]
     return weights
+
+
+def statistics_with_perceptron(data: dict, network, as_feature: bool) -> dict[str, np.ndarray]:
+    """The linear model's sufficient statistics, in row blocks, with the perceptron's output
+    (the network's prediction without its output bias) as one more feature
+    (``as_feature``) or taken off the target."""
+    features, target, weight = data["features"], data["target"], data["row_weight"]
+    n_factors = count_prefixed(data, "ysum_")
+    codes = [data[f"group_{k}"] for k in range(n_factors)]
+    n_groups = [int(data[f"ysum_{k}"].shape[0]) for k in range(n_factors)]
+    bias = float(network.intercepts_[-1][0])
+
+    def chunks():
+        for start in range(0, len(target), BLOCK_ROWS):
+            rows = slice(start, start + BLOCK_ROWS)
+            output = network.predict(features[rows]) - bias
+            if as_feature:
+                yield np.column_stack([features[rows], output]), target[rows], weight[rows]
+            else:
+                yield features[rows], target[rows] - output, weight[rows]
+
+    return gaussian_re_statistics_chunked(chunks(), codes, n_groups, float(data["prior_scale"]))
