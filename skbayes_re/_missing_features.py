@@ -26,8 +26,9 @@ class MissingFeaturesMixin:
 
     def _missing_spec(self, features, target, codes, n_groups, weights) -> dict:
         """Missing feature values: their cells latent under a Gaussian feature model, the
-        complete rows on sufficient statistics (``_models/missing.py``); ADVI at any row
-        count (the few-rows path has no latent cells)."""
+        complete rows on sufficient statistics (``_models/missing.py``); with
+        ``method="auto"`` and at most one factor of random intercepts a Gibbs sampler draws
+        the posterior, otherwise ADVI, at any row count."""
         from . import _models
 
         if features.shape[1] > _models.MAX_FEATURES:
@@ -49,6 +50,8 @@ class MissingFeaturesMixin:
             incomplete[np.nonzero(missing)[0]],
             np.nonzero(missing)[1],
         )
+        if self.method == "auto" and _models.use_missing_gibbs(data):
+            return self._missing_gibbs_spec(data)
         return {
             "key": _models.missing_structure(data),
             "build": _models.build_missing_model,
@@ -58,6 +61,18 @@ class MissingFeaturesMixin:
             "complete": _models.missing_complete_draws(
                 data, seed_from_random_state(self.random_state)
             ),
+        }
+
+    def _missing_gibbs_spec(self, data: dict) -> dict:
+        """At most one factor of random intercepts: the posterior drawn by a Gibbs sampler
+        (``_models/missing_gibbs.py``), without ADVI."""
+        from . import _models
+
+        seed = seed_from_random_state(self.random_state)
+        return {
+            "data": data,
+            "posterior": lambda n_draws: _models.missing_gibbs_draws(data, n_draws, seed),
+            "zero": lambda n_draws: _models.missing_gibbs_zero_draws(data, n_draws),
         }
 
     def _keeping_feature_model(self, spec: dict, data: dict) -> dict:

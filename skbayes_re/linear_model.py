@@ -371,8 +371,10 @@ class BayesianLinearRegressor(RegressorMixin, LinearMixedBase):
         a grid laid around the least-squares fit (nothing compiled, ``loss_curve_`` empty;
         ``_models/linear_posterior.py``), ``"advi"`` and
         ``"fullrank_advi"`` (the same for this one parameter) fit its posterior by ADVI and
-        then compute it exactly around that fit. Other likelihoods, and missing features,
-        use mean-field ADVI under ``"auto"``.
+        then compute it exactly around that fit. With missing feature values ``"auto"``
+        draws the posterior by a Gibbs sampler that fills the missing cells in
+        (``_models/missing_gibbs.py``; whole-number sample weights; ``n_iter_`` counts its
+        sweeps). Other likelihoods use mean-field ADVI under ``"auto"``.
     learning_rate : float, default=0.05
         Initial Adam step size on the standardised scale; it is reduced automatically
         as the fit converges.
@@ -423,7 +425,8 @@ class BayesianLinearRegressor(RegressorMixin, LinearMixedBase):
         Negative ELBO per ADVI step (empty when the posterior was computed without ADVI).
     n_iter_ : int
         Number of optimisation steps taken: ADVI's, or without ADVI those of the search
-        for the variance parameters' posterior mode.
+        for the variance parameters' posterior mode (the Gibbs sampler's sweeps, with
+        missing feature values).
     posterior_ : arviz.InferenceData
         Stored draws with named dimensions (feature names as coordinates).
     fit_timings_ : dict

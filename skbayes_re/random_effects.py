@@ -70,7 +70,10 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         column with normal groups and complete features: every coefficient and group effect
         is integrated out given the noise and group sds, those two are drawn by importance
         sampling, nothing is compiled and ``loss_curve_`` is empty (``_models/exact.py``);
-        ``"advi"`` elsewhere. ``"advi"``: a mean-field Gaussian approximation, always.
+        with missing feature values, the same models' posterior is drawn by a Gibbs
+        sampler that fills the missing cells in (``_models/missing_gibbs.py``; whole-number
+        sample weights; ``n_iter_`` counts its sweeps); ``"advi"`` elsewhere. ``"advi"``: a
+        mean-field Gaussian approximation, always.
         ``"fullrank_advi"``: a full-rank one, which also learns the posterior correlations
         between parameters, at a cost: its step is compiled apart and takes
         about five times as long to compile the first time (sleepstudy's random intercepts:
@@ -135,7 +138,8 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         Negative ELBO per ADVI step (empty when the posterior was computed without ADVI).
     n_iter_ : int
         Number of optimisation steps taken: ADVI's, or without ADVI those of the search
-        for the variance parameters' posterior mode.
+        for the variance parameters' posterior mode (the Gibbs sampler's sweeps, with
+        missing feature values).
     posterior_ : arviz.InferenceData
         Stored draws with named dimensions (feature names and group labels as coordinates).
     fit_timings_ : dict
@@ -302,7 +306,10 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
         column with normal groups and complete features: every coefficient and group effect
         is integrated out given the noise and group sds, those two are drawn by importance
         sampling, nothing is compiled and ``loss_curve_`` is empty (``_models/exact.py``);
-        ``"advi"`` elsewhere. ``"advi"``: a mean-field Gaussian approximation, always.
+        with missing feature values, the same models' posterior is drawn by a Gibbs
+        sampler that fills the missing cells in (``_models/missing_gibbs.py``; whole-number
+        sample weights; ``n_iter_`` counts its sweeps); ``"advi"`` elsewhere. ``"advi"``: a
+        mean-field Gaussian approximation, always.
         ``"fullrank_advi"``: a full-rank one, which also learns the posterior correlations
         between parameters, at a cost: its step is compiled apart and takes
         about five times as long to compile the first time (sleepstudy's random intercepts:
@@ -373,7 +380,8 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
         Negative ELBO per ADVI step (empty when the posterior was computed without ADVI).
     n_iter_ : int
         Number of optimisation steps taken: ADVI's, or without ADVI those of the search
-        for the variance parameters' posterior mode.
+        for the variance parameters' posterior mode (the Gibbs sampler's sweeps, with
+        missing feature values).
     posterior_ : arviz.InferenceData
         Stored draws with named dimensions (features, group labels and terms as coordinates).
     fit_timings_ : dict

@@ -21,7 +21,9 @@ from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 from skbayes_re import RandomInterceptRegressor, datasets
 from skbayes_re.datasets import (
     PROPERTY_COLUMNS,
+    SEED_FEATURES,
     TRANSACTION_COLUMNS,
+    clean_zillow,
     load_ames,
     load_cbpp,
     load_contraception,
@@ -347,6 +349,32 @@ def test_load_zillow_cleaning(raw_files):
         cleaned["region_zip"], by_parcel.loc[cleaned["id_parcel"], "regionidzip"]
     )
     assert cleaned["build_year"].dtype == np.float64
+
+
+def test_load_zillow_keeps_rows_with_nulls(raw_files):
+    """``dropna=False`` keeps every sale (the same columns: those over 25% null still go),
+    and the rows ``dropna=True`` keeps are among them, unchanged."""
+    every = load_zillow(*raw_files, dropna=False)
+    cleaned = load_zillow(*raw_files)
+    assert every.columns.tolist() == EXPECTED_COLUMNS
+    assert len(every) == len(RAW_TRANSACTIONS)
+    assert every.isna().any(axis=1).sum() == len(every) - len(cleaned)
+    pd.testing.assert_frame_equal(every.dropna().reset_index(drop=True), cleaned)
+
+
+def test_clean_zillow_keeps_rows_with_nulls():
+    """``clean_zillow(dropna=False)`` keeps the rows with a missing feature (4.6% of the
+    simulated sales have one); a model fits them without an imputer."""
+    raw = make_zillow_like(n_samples=3_000, n_groups=30, random_state=0)
+    every = clean_zillow(raw, dropna=False)
+    complete = clean_zillow(raw)
+    assert len(every) == len(raw) > len(complete)
+    assert every[SEED_FEATURES].isna().any(axis=1).sum() == len(every) - len(complete)
+    assert str(every["region_zip"].dtype) == "category"
+    model = RandomInterceptRegressor(random_state=0).fit(
+        every[SEED_FEATURES + ["region_zip"]], every["logerror"]
+    )
+    assert np.all(np.isfinite(model.predict(every[SEED_FEATURES + ["region_zip"]])))
 
 
 def test_load_zillow_matches_seed_code(raw_files):

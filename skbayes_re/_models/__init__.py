@@ -17,6 +17,9 @@ back-transform together:
 * ``collapsed``: a factor with slopes integrated out of that model's likelihood;
 * ``missing``: missing feature values as latent cells of that model (a Gaussian feature
   model; complete rows keep their statistics);
+* ``missing_statistics``: such a fit's data (NumPy only);
+* ``missing_gibbs``: its posterior with at most one factor of random intercepts, by a Gibbs
+  sampler (NumPy only);
 * ``feature_model``: that feature model's conditional distributions (NumPy only);
 * ``few_rows``: that model's posterior from few rows, every coefficient integrated out;
 * ``exact``: the posterior of its linear and one-factor random-intercept cases, every
@@ -65,13 +68,13 @@ _EXPORTS = {
         "plug_in_feature_draws",
     ],
     "missing": [
-        "MAX_FEATURES",
         "build_missing_model",
         "missing_complete_draws",
-        "missing_data",
         "missing_init",
         "missing_structure",
     ],
+    "missing_statistics": ["MAX_FEATURES", "missing_data"],
+    "missing_gibbs": ["missing_gibbs_draws", "missing_gibbs_zero_draws", "use_missing_gibbs"],
     "exact": ["MAX_FIXED", "exact_draws", "exact_zero_draws", "use_exact"],
     "few_rows": ["FEW_ROWS", "few_rows_draws", "few_rows_zero_draws", "use_few_rows"],
     "glmm": [

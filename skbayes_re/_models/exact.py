@@ -127,18 +127,33 @@ class _Intercepts(_Model):
         self._by_size()
 
     def _by_size(self) -> None:
-        """Sums over the groups of each distinct size: ``S_g S_g'``, ``Y_g S_g``, ``Y_g^2``
-        and the number of groups."""
+        """Group counts and sums of ``Y_g^2`` over the groups of each distinct size, and
+        the groups sorted by size (sums by size are then one ``reduceat``)."""
         sizes, self.size_of_group = np.unique(self.group_sums[0], return_inverse=True)
+        self.size_of_group = self.size_of_group.ravel()
         self.distinct_sizes = sizes
-        n_fixed, n_sizes = self.n_fixed, len(sizes)
-        one_hot = np.zeros((n_sizes, len(self.group_y)))
-        one_hot[self.size_of_group, np.arange(len(self.group_y))] = 1.0
-        sums = self.group_sums
-        self.outer_by_size = one_hot @ np.einsum("ig,jg->gij", sums, sums).reshape(-1, n_fixed**2)
-        self.score_by_size = one_hot @ (sums * self.group_y).T
-        self.square_by_size = one_hot @ self.group_y**2
-        self.groups_by_size = one_hot.sum(axis=1)
+        self._by_size_order = np.argsort(self.size_of_group, kind="stable")
+        self._size_starts = np.searchsorted(
+            self.size_of_group[self._by_size_order], np.arange(len(sizes))
+        )
+        self.groups_by_size = np.bincount(self.size_of_group, minlength=len(sizes)).astype(float)
+        self.square_by_size = self._sum_by_size(self.group_y[:, None] ** 2)[:, 0]
+        self.set_design(self.wtw, self.wty, self.group_sums)
+
+    def _sum_by_size(self, per_group: np.ndarray) -> np.ndarray:
+        """(G, k) values summed over the groups of each distinct size: (U, k)."""
+        if not len(per_group):
+            return np.zeros((0, per_group.shape[1]))
+        return np.add.reduceat(per_group[self._by_size_order], self._size_starts, axis=0)
+
+    def set_design(self, wtw: np.ndarray, wty: np.ndarray, group_sums: np.ndarray) -> None:
+        """New ``W'W``, ``W'y`` and per-group sums ``S_g`` (the same rows, groups and
+        targets; the features changed): ``S_g S_g'`` and ``Y_g S_g`` summed by size."""
+        self.wtw, self.wty, self.group_sums = wtw, wty, group_sums
+        sums, n_fixed = group_sums.T, self.n_fixed
+        outer = (sums[:, :, None] * sums[:, None, :]).reshape(-1, n_fixed**2)
+        self.outer_by_size = self._sum_by_size(outer)
+        self.score_by_size = self._sum_by_size(sums * self.group_y[:, None])
 
     def _search(self, start: np.ndarray) -> tuple[np.ndarray, int]:
         """Newton's method with backtracking within the box (the log posterior of two

@@ -47,8 +47,10 @@ def feature_model_to_original(draws: dict, x_scaler) -> dict[str, np.ndarray]:
     }
     if "imputed" in draws:
         columns = draws.pop("imputed_columns")
-        cells = draws.pop("imputed") * scale[columns] + centre[columns]
-        out["imputed"] = cells.astype(np.float32, copy=False)
+        cells = draws.pop("imputed").astype(np.float32)  # a copy: the draws stay as drawn
+        cells *= scale[columns].astype(np.float32)
+        cells += centre[columns].astype(np.float32)
+        out["imputed"] = cells
     return out
 
 

@@ -352,9 +352,10 @@ def _read_renamed(source, renaming: dict, required: list[str], label: str) -> pd
 SEED_FEATURES = ["area_live_finished", "num_bathroom", "build_year"]
 
 
-def clean_zillow(frame: pd.DataFrame, features=SEED_FEATURES, group="region_zip"):
+def clean_zillow(frame: pd.DataFrame, features=SEED_FEATURES, group="region_zip", dropna=True):
     """The study's cleaning: drop columns over 25% null, keep ``features``, ``group`` and
-    ``logerror``, drop rows with nulls; ``group`` becomes a category column.
+    ``logerror``, drop rows with nulls (unless ``dropna=False``); ``group`` becomes a
+    category column.
 
     Parameters
     ----------
@@ -364,11 +365,15 @@ def clean_zillow(frame: pd.DataFrame, features=SEED_FEATURES, group="region_zip"
         Fixed-effect predictors to keep.
     group : str, default="region_zip"
         Grouping column.
+    dropna : bool, default=True
+        Drop the rows with a null, as the study did. ``False`` keeps them (only rows without
+        a ``logerror`` are dropped), for the estimators' in-model treatment of missing
+        feature values.
 
     Returns
     -------
     DataFrame
-        Columns ``features + [group, "logerror"]``, no missing values.
+        Columns ``features + [group, "logerror"]``; no missing values with ``dropna=True``.
 
     Examples
     --------
@@ -383,17 +388,19 @@ def clean_zillow(frame: pd.DataFrame, features=SEED_FEATURES, group="region_zip"
     missing = [c for c in [*features, group, "logerror"] if c not in kept.columns]
     if missing:
         raise ValueError(f"Columns missing or over 25% null: {missing}.")
-    clean = kept[[*features, group, "logerror"]].dropna()
+    clean = kept[[*features, group, "logerror"]]
+    clean = clean.dropna() if dropna else clean.dropna(subset=["logerror"])
     return clean.assign(**{group: clean[group].astype("category")})
 
 
-def load_zillow(properties_csv, transactions_csv) -> pd.DataFrame:
+def load_zillow(properties_csv, transactions_csv, dropna=True) -> pd.DataFrame:
     """Read and clean the Kaggle Zillow Prize 2016 files as the blog post did.
 
     Steps: read both files, rename the columns (:data:`PROPERTY_COLUMNS`,
     :data:`TRANSACTION_COLUMNS`), left-join the transactions with the properties on
     ``id_parcel``, keep the columns whose share of nulls is below 25%, drop every row that
-    still has a null, and reset the index. On the real files this leaves 73,972 sales.
+    still has a null (unless ``dropna=False``), and reset the index. On the real files this
+    leaves 73,972 sales.
 
     Parameters
     ----------
@@ -401,6 +408,9 @@ def load_zillow(properties_csv, transactions_csv) -> pd.DataFrame:
         ``properties_2016.csv`` (raw Kaggle column names; needs ``parcelid``).
     transactions_csv : str, path or file-like
         ``train_2016_v2.csv`` (needs ``parcelid`` and ``logerror``).
+    dropna : bool, default=True
+        Drop the rows that still have a null, as the blog post did. ``False`` keeps every
+        sale: the estimators model missing feature values (``missing_features="model"``).
 
     Returns
     -------
@@ -430,11 +440,14 @@ def load_zillow(properties_csv, transactions_csv) -> pd.DataFrame:
     (4, 5)
     >>> cleaned.columns.tolist()
     ['id_parcel', 'logerror', 'date', 'region_zip', 'num_bathroom']
+    >>> _ = properties.seek(0), sales.seek(0)
+    >>> load_zillow(properties, sales, dropna=False).shape  # every sale kept
+    (5, 5)
     """
     properties = _read_renamed(properties_csv, PROPERTY_COLUMNS, ["parcelid"], "properties")
     transactions = _read_renamed(
         transactions_csv, TRANSACTION_COLUMNS, ["parcelid", "logerror"], "transactions"
     )
     merged = transactions.merge(properties, how="left", on="id_parcel")
-    mostly_present = merged.columns[merged.isna().mean() < 0.25]
-    return merged[mostly_present].dropna().reset_index(drop=True)
+    kept = merged[merged.columns[merged.isna().mean() < 0.25]]
+    return (kept.dropna() if dropna else kept).reset_index(drop=True)
