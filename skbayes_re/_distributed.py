@@ -310,6 +310,20 @@ def _predict_part(estimator, part, method: str, kwargs: dict):
     return getattr(estimator, method)(part, **kwargs)
 
 
+def _shared_estimator(estimator):
+    """The fitted estimator as one input of every partition's task: with a distributed
+    client running, scattered to every worker once now (a model with many groups and draws
+    weighs hundreds of megabytes, which would otherwise travel inside the task graph and be
+    refused as too large a graph); otherwise one key of the graph."""
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):  # no distributed, or no client running
+        return dask.delayed(estimator, pure=True)
+    return client.scatter(estimator, broadcast=True)
+
+
 def lazy_prediction(estimator, X, method: str, **kwargs):
     """``estimator.<method>`` over the partitions of a Dask DataFrame or array, as Dask
     arrays (unknown chunk lengths until computed); nothing is computed here."""
@@ -317,7 +331,7 @@ def lazy_prediction(estimator, X, method: str, **kwargs):
         blocks = list(X.rechunk({1: -1}).to_delayed().ravel())
     else:
         blocks = list(X.to_delayed())
-    shared = dask.delayed(estimator, pure=True)
+    shared = _shared_estimator(estimator)
     run = dask.delayed(_predict_part, pure=True)
     if method == "sample_y":
         seed = seed_from_random_state(kwargs.pop("random_state"))

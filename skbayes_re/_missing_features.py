@@ -71,7 +71,9 @@ class MissingFeaturesMixin:
         seed = seed_from_random_state(self.random_state)
         return {
             "data": data,
-            "posterior": lambda n_draws: _models.missing_gibbs_draws(data, n_draws, seed),
+            "posterior": lambda n_draws: _models.missing_gibbs_draws(
+                data, n_draws, seed, self.verbose
+            ),
             "zero": lambda n_draws: _models.missing_gibbs_zero_draws(data, n_draws),
         }
 

@@ -4,6 +4,8 @@ LocalCluster runs the whole path."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -196,6 +198,12 @@ def test_a_two_worker_local_cluster_fits_and_predicts():
     ):
         X_dask, y_dask = _as_dask(X, y, 8)
         model = RandomInterceptRegressor(random_state=0).fit(X_dask, y_dask)
-        predicted = model.predict(X_dask).compute()
+        lazy = model.predict(X_dask)
+        graph_bytes = len(pickle.dumps(dict(lazy.__dask_graph__())))
+        predicted = lazy.compute()
     assert_allclose(model.coef_, memory.coef_, rtol=1e-7)
     assert_allclose(predicted, memory.predict(X), rtol=1e-7)
+    # the model went to the workers once, ahead of the graph, which only refers to it;
+    # without a client it is a key of the graph
+    without_client = len(pickle.dumps(dict(model.predict(X_dask).__dask_graph__())))
+    assert without_client - graph_bytes > 0.9 * len(pickle.dumps(model))

@@ -27,8 +27,8 @@ def sampled(monkeypatch, model, X, y):
     seen = {}
     sampler = models.missing_gibbs_draws
 
-    def spy(data, n_draws, seed):
-        draws, n_iter = sampler(data, n_draws, seed)
+    def spy(data, n_draws, seed, verbose=0):
+        draws, n_iter = sampler(data, n_draws, seed, verbose)
         seen["data"], seen["draws"] = data, {k: np.copy(v) for k, v in draws.items()}
         return draws, n_iter
 
@@ -130,6 +130,13 @@ def test_two_factors_use_advi():
     X["h"] = pd.Categorical(np.arange(len(y)) % 7)
     model = RandomEffectsRegressor(groups=["g", "h"], max_iter=300, random_state=0).fit(X, y)
     assert len(model.loss_curve_) > 0
+
+
+def test_verbose_shows_the_sweeps(capsys):
+    """``verbose=1``: a status line on stderr with the sweeps run."""
+    X, y, _ = simulate(300, seed=8)
+    RandomInterceptRegressor(random_state=0, n_posterior_samples=100, verbose=1).fit(X, y)
+    assert "Gibbs sweep 160/160 (kept)" in capsys.readouterr().err
 
 
 def test_constant_target_and_every_row_incomplete():

@@ -137,23 +137,24 @@ class _Intercepts(_Model):
             self.size_of_group[self._by_size_order], np.arange(len(sizes))
         )
         self.groups_by_size = np.bincount(self.size_of_group, minlength=len(sizes)).astype(float)
-        self.square_by_size = self._sum_by_size(self.group_y[:, None] ** 2)[:, 0]
+        self._group_y_sorted = self.group_y[self._by_size_order]
+        self.square_by_size = self._sum_by_size(self._group_y_sorted[:, None] ** 2)[:, 0]
         self.set_design(self.wtw, self.wty, self.group_sums)
 
-    def _sum_by_size(self, per_group: np.ndarray) -> np.ndarray:
-        """(G, k) values summed over the groups of each distinct size: (U, k)."""
-        if not len(per_group):
-            return np.zeros((0, per_group.shape[1]))
-        return np.add.reduceat(per_group[self._by_size_order], self._size_starts, axis=0)
+    def _sum_by_size(self, sorted_by_size: np.ndarray) -> np.ndarray:
+        """(G, k) values of the groups sorted by size, summed over each distinct size."""
+        if not len(sorted_by_size):
+            return np.zeros((0, sorted_by_size.shape[1]))
+        return np.add.reduceat(sorted_by_size, self._size_starts, axis=0)
 
     def set_design(self, wtw: np.ndarray, wty: np.ndarray, group_sums: np.ndarray) -> None:
         """New ``W'W``, ``W'y`` and per-group sums ``S_g`` (the same rows, groups and
         targets; the features changed): ``S_g S_g'`` and ``Y_g S_g`` summed by size."""
         self.wtw, self.wty, self.group_sums = wtw, wty, group_sums
-        sums, n_fixed = group_sums.T, self.n_fixed
-        outer = (sums[:, :, None] * sums[:, None, :]).reshape(-1, n_fixed**2)
+        sums, n_fixed = group_sums.T[self._by_size_order], self.n_fixed
+        outer = np.einsum("gi,gj->gij", sums, sums).reshape(-1, n_fixed**2)
         self.outer_by_size = self._sum_by_size(outer)
-        self.score_by_size = self._sum_by_size(sums * self.group_y[:, None])
+        self.score_by_size = self._sum_by_size(sums * self._group_y_sorted[:, None])
 
     def _search(self, start: np.ndarray) -> tuple[np.ndarray, int]:
         """Newton's method with backtracking within the box (the log posterior of two

@@ -38,6 +38,7 @@ draws are a Markov chain on the exact posterior, and the PyMC stack is never imp
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 from scipy import sparse
@@ -70,12 +71,13 @@ def _copies(weights: np.ndarray) -> np.ndarray:
     return np.round(weights).astype(np.int64)
 
 
-def missing_gibbs_draws(data: dict, n_draws: int, seed: int) -> tuple[dict, int]:
+def missing_gibbs_draws(data: dict, n_draws: int, seed: int, verbose: int = 0):
     """``n_draws`` posterior draws (standardised scale) named as ``missing.py``'s completed
     ADVI draws (``alpha``, ``beta``, ``sigma``[, ``sigma_group_0``, ``u_group_0``],
     ``feature_mean``, ``feature_cov``, ``imputed``, ``imputed_columns``), and the sweeps
-    run."""
+    run; ``verbose``: a status line on stderr, updated every 50 sweeps."""
     sampler = _Sampler(data, np.random.default_rng((seed, 4)))
+    sampler.verbose = verbose > 0
     return sampler.run(n_draws), BURN_IN + n_draws
 
 
@@ -219,14 +221,25 @@ class _Sampler:
         return mean[None], cov[None]
 
     # ------------------------------------------------------------------ sweeps
+    verbose = False
+
     def run(self, n_draws: int) -> dict:
         self.theta, _ = self.model._mode()  # at the start's filled-in rows
-        for _ in range(BURN_IN):
+        total = BURN_IN + n_draws
+        for sweep in range(BURN_IN):
             self._sweep()
+            self._report(sweep + 1, total)
         kept = _Kept(n_draws, self)
         for index in range(n_draws):
             kept.add(index, self, *self._sweep())
+            self._report(BURN_IN + index + 1, total)
         return kept.named(self)
+
+    def _report(self, sweep: int, total: int) -> None:
+        if self.verbose and (sweep % 50 == 0 or sweep == total):
+            phase = "burn-in" if sweep <= BURN_IN else "kept"
+            end = "\n" if sweep == total else ""
+            print(f"\rGibbs sweep {sweep}/{total} ({phase})", end=end, file=sys.stderr, flush=True)
 
     def _sweep(self):
         """One sweep (see the module's docstring); returns the coefficients, effects and
