@@ -21,6 +21,9 @@ def test_zillow_study_reproduces_the_ordering_and_writes_figures(tmp_path, monke
     network = table["MLP + zip random intercepts"]
     assert intercepts < linear < table["training mean (constant)"]
     assert network <= intercepts
+    # every sale, the missing values modelled: as good on the complete validation rows
+    # (measured 0.08641 against 0.08643)
+    assert abs(table["+ zip random intercepts, every row"] - intercepts) < 0.005 * intercepts
     for name in ["prior_posterior_fit.png", "shrinkage.png", "residuals.png"]:
         image = matplotlib.image.imread(tmp_path / name)
         assert image.shape[0] >= 300 and image.shape[1] >= 500

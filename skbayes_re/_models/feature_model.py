@@ -47,7 +47,7 @@ def feature_model_to_original(draws: dict, x_scaler) -> dict[str, np.ndarray]:
     }
     if "imputed" in draws:
         columns = draws.pop("imputed_columns")
-        cells = draws.pop("imputed").astype(np.float32)  # a copy: the draws stay as drawn
+        cells = draws.pop("imputed").astype(np.float32)  # stored in float32: scaled in it
         cells *= scale[columns].astype(np.float32)
         cells += centre[columns].astype(np.float32)
         out["imputed"] = cells
