@@ -17,15 +17,32 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "covariance_from_regressions",
     "feature_model_to_original",
     "impute_cells",
     "integrate_missing_linear",
     "missing_patterns",
     "plug_in_feature_draws",
     "conditional_cells",
+    "regressions_from_covariance",
 ]
 
 _JITTER = 1e-9  # relative ridge of a conditioning block (a degenerate covariance stays finite)
+
+
+def covariance_from_regressions(lower: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """``Sigma = T^-1 D^2 T^-T`` from the unit lower-triangular ``T`` (..., p, p) and the
+    sds ``d`` (..., p) of the features' regressions on the ones before them."""
+    factor = np.linalg.inv(lower) * sd[..., None, :]  # T^-1 D
+    return factor @ np.swapaxes(factor, -1, -2)
+
+
+def regressions_from_covariance(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse map: ``T = D L^-1`` (unit lower triangular) and ``d = diag(L)`` from the
+    Cholesky factor ``L`` of ``cov`` (p, p)."""
+    chol = np.linalg.cholesky(cov)
+    sd = np.diag(chol).copy()
+    return sd[:, None] * np.linalg.inv(chol), sd
 
 
 def plug_in_feature_draws(wtw: np.ndarray) -> dict[str, np.ndarray]:

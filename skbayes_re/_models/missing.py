@@ -35,7 +35,12 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ._ops import LOG_2PI, matmul
-from .feature_model import conditional_cells, missing_patterns
+from .feature_model import (
+    conditional_cells,
+    covariance_from_regressions,
+    missing_patterns,
+    regressions_from_covariance,
+)
 from .gaussian import build_gaussian_re_model, gaussian_re_start
 from .missing_statistics import joint_em
 from .slopes import _unit
@@ -202,9 +207,7 @@ def missing_init(data: dict, features: np.ndarray, target, codes, n_groups, weig
     statistics["wtw"][1:, 1:] += correction[:p, :p]
     means, sds = gaussian_re_start(statistics)
     mean, cov = mean[:p], cov[:p, :p]
-    chol = np.linalg.cholesky(cov)
-    diagonal = np.diag(chol)
-    lower = diagonal[:, None] * np.linalg.inv(chol)  # T = D L^-1, unit lower triangular
+    lower, diagonal = regressions_from_covariance(cov)
     n_rows = max(float(len(features)), 1.0)
     prior_scale = float(data["prior_scale"])
     regression_sd = np.where(data["feature_lower"] > 0, 1.0 / np.sqrt(n_rows), prior_scale)
@@ -242,9 +245,7 @@ def missing_complete_draws(data: dict, seed: int):
 
     def complete(draws: dict) -> None:
         lower = np.eye(n_features) + data["feature_lower"] * draws.pop("feature_regression")
-        inverse = np.linalg.inv(lower)
-        factor = inverse * draws.pop("feature_sd")[:, None, :]  # T^-1 D
-        draws["feature_cov"] = factor @ np.swapaxes(factor, 1, 2)
+        draws["feature_cov"] = covariance_from_regressions(lower, draws.pop("feature_sd"))
         rng = np.random.default_rng((seed, 2))  # a stream apart from the engine's
         draws["imputed"] = _cell_draws(data, draws, missing, n_factors, rng)
         draws["imputed_columns"] = np.nonzero(missing)[1]

@@ -44,7 +44,11 @@ import numpy as np
 from scipy import sparse
 
 from .exact import _Intercepts
-from .feature_model import conditional_cells
+from .feature_model import (
+    conditional_cells,
+    covariance_from_regressions,
+    regressions_from_covariance,
+)
 from .few_rows import _well_conditioned
 from .missing_statistics import pairwise_moments
 from .statistics import factor_sizes
@@ -91,7 +95,8 @@ def missing_gibbs_zero_draws(data: dict, n_draws: int) -> dict:
         draws["sigma_group_0"] = zeros
         draws["u_group_0"] = np.zeros((n_draws, sampler.model.group_sums.shape[1]))
     draws["feature_mean"] = np.repeat(sampler.nu[None], n_draws, axis=0)
-    draws["feature_cov"] = np.repeat(sampler.covariance()[None], n_draws, axis=0)
+    covariance = covariance_from_regressions(sampler.lower, sampler.d)
+    draws["feature_cov"] = np.repeat(covariance[None], n_draws, axis=0)
     mask = sampler.data_mask()
     cells = sampler.x[sampler.first_copies()][mask].astype(np.float32)
     draws["imputed"] = np.repeat(cells[None], n_draws, axis=0)
@@ -124,8 +129,8 @@ class _Sampler:
         self.codes = data["miss_group_0"][self.source] if self.sizes else None
         self.base = data
         self.group_matrix = self._group_matrix(data)
-        self.model = _Intercepts(self._statistics(), self.sizes)
         self._start_features()
+        self.model = _Intercepts(self._statistics(), self.sizes)
 
     def _group_matrix(self, data: dict):
         """The (G, M) sparse indicator matrix of the rows' groups (None without groups)."""
@@ -197,10 +202,7 @@ class _Sampler:
             mean, _ = conditional_cells(values[block.rows], joint_pattern, joint_mean, joint_cov)
             self.x[block.rows, block.m] = mean[:, 0, :]
         self.nu = joint_mean[0, : self.p].copy()
-        chol = np.linalg.cholesky(joint_cov[0, : self.p, : self.p])
-        self.d = np.diag(chol).copy()
-        self.lower = self.d[:, None] * np.linalg.inv(chol)  # T = D L^-1
-        self._refresh_design()
+        self.lower, self.d = regressions_from_covariance(joint_cov[0, : self.p, : self.p])
 
     def _joint_moments(self):
         """Mean (1, p + 1) and covariance (1, p + 1, p + 1) of ``(x, y)``: the complete
@@ -331,11 +333,6 @@ class _Sampler:
             at += count
         return self.cells
 
-    def covariance(self) -> np.ndarray:
-        inverse = np.linalg.inv(self.lower)
-        factor = inverse * self.d[None, :]  # T^-1 D
-        return factor @ factor.T
-
 
 class _Block:
     """The rows (a slice) that share one pattern of missing cells, its missing (``m``) and
@@ -380,9 +377,8 @@ class _Kept:
 
     def named(self, sampler: _Sampler) -> dict:
         draws = sampler.model.named(self.theta, self.fixed, self.effects)
-        factor = np.linalg.inv(self.lower) * self.d[:, None, :]  # T^-1 D
         draws["feature_mean"] = self.nu
-        draws["feature_cov"] = factor @ np.swapaxes(factor, 1, 2)
+        draws["feature_cov"] = covariance_from_regressions(self.lower, self.d)
         ids = sampler.cell_ids()
         kept = ids >= 0
         imputed = np.empty((len(self.cells), int(kept.sum())), dtype=np.float32)
