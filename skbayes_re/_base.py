@@ -300,6 +300,7 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
             exclude_rewrites=spec.get("exclude_rewrites", ()),
             row_data=spec.get("row_data", ()),
             batch_size=spec.get("batch_size"),
+            rows_shuffled=spec.get("rows_shuffled", False),
             move=spec.get("move"),
         )
 
@@ -351,7 +352,7 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
         index = pd.Index(self._encoders[k].categories_, name=self._group_names[k])
         if effects.ndim == 1:
             return pd.Series(effects, index=index, name="effect")
-        effects = intercept_at_zero(effects, self._slope_centre(k))
+        effects = self._design_at_zero(k, effects)
         return pd.DataFrame(effects, index=index, columns=self._group_terms(k))
 
     def _slope_centre(self, k: int) -> np.ndarray:
@@ -372,7 +373,15 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
         cov = self._draws["group_cov"][k]
         if cov is None:
             return (self._draws["group_sd"][k] ** 2)[:, None, None]
-        return intercept_at_zero(cov, self._slope_centre(k), covariance=True)
+        return self._design_at_zero(k, cov, covariance=True)
+
+    def _design_at_zero(self, k: int, values, covariance: bool = False) -> np.ndarray:
+        """Factor k's effects or covariances for the design ``(1, x)``: re-expressed where
+        the factor has slopes (see :meth:`_slope_centre`), as they are where its columns are
+        not slopes (the multiclass classifier's per-class intercepts)."""
+        if not self._slope_features[k]:
+            return np.asarray(values, dtype=np.float64)
+        return intercept_at_zero(values, self._slope_centre(k), covariance)
 
     def _fixed_feature_names(self) -> list[str]:
         """Names of the non-grouping columns (``x<i>`` for arrays), in column order."""
@@ -410,8 +419,7 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
             if self._draws["effects"][k].ndim == 3:
                 term, other = f"term_{name}", f"term_{name}_other"
                 coords[term] = coords[other] = self._group_terms(k)
-                centre = self._slope_centre(k)
-                values[f"effect_{name}"] = intercept_at_zero(values[f"effect_{name}"], centre)
+                values[f"effect_{name}"] = self._design_at_zero(k, values[f"effect_{name}"])
                 dims[f"effect_{name}"].append(term)
                 dims[f"group_sd_{name}"] = [term]
                 values[f"group_corr_{name}"] = _correlation(self._group_covariance_draws(k))

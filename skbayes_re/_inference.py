@@ -122,10 +122,12 @@ class _Minibatches:
 
     Rows are visited in a fresh random order every epoch, so each group's rows enter the
     batches in proportion to their share of the data; the model's ``batch_scale`` data scale
-    the batch log-likelihood up to the full data.
+    the batch log-likelihood up to the full data. Rows already in a random order
+    (``shuffled``) are visited in contiguous blocks from a random start each epoch: each
+    block is still a uniform random set of rows, and is sliced, not gathered.
     """
 
-    def __init__(self, engine, data, row_data, batch_size: int, rng):
+    def __init__(self, engine, data, row_data, batch_size: int, rng, shuffled: bool = False):
         if "batch_scale" not in engine.data_vars:
             raise ValueError("Minibatch ADVI needs a model with a 'batch_scale' data variable.")
         self.targets = [engine.data_vars[name] for name in row_data]
@@ -136,17 +138,33 @@ class _Minibatches:
         self.n_rows = len(self.full[0])
         self.batch = min(int(batch_size), self.n_rows)
         self.rng = rng
+        self.shuffled = shuffled
         self.order, self.position = np.arange(self.n_rows), self.n_rows
         scale = engine.data_vars["batch_scale"]
         scale.set_value(np.asarray(self.n_rows / self.batch, dtype=scale.dtype))
 
     def __call__(self) -> None:
-        if self.position + self.batch > self.n_rows:
-            self.order, self.position = self.rng.permutation(self.n_rows), 0
-        rows = np.sort(self.order[self.position : self.position + self.batch])
+        if self.position + self.batch > self.n_rows:  # a new epoch
+            self.position = 0
+            if self.shuffled:  # a random start, the last block wrapping around the end
+                self.order = int(self.rng.integers(self.n_rows))
+            else:
+                self.order = self.rng.permutation(self.n_rows)
+        take = self._block() if self.shuffled else self._rows()
         self.position += self.batch
         for target, full in zip(self.targets, self.full, strict=True):
-            target.set_value(full[rows], borrow=True)
+            target.set_value(take(full), borrow=True)
+
+    def _rows(self):
+        rows = np.sort(self.order[self.position : self.position + self.batch])
+        return lambda full: full[rows]
+
+    def _block(self):
+        start = (self.order + self.position) % self.n_rows
+        end = start + self.batch
+        if end <= self.n_rows:
+            return lambda full: full[start:end]
+        return lambda full: np.concatenate([full[start:], full[: end - self.n_rows]])
 
 
 def _optimise(
@@ -243,6 +261,7 @@ def fit_advi(
     row_data: tuple[str, ...] = (),
     batch_size: int | None = None,
     move: Callable[[dict, dict], None] | None = None,
+    rows_shuffled: bool = False,
 ) -> ADVIResult:
     """Fit ``build_model(data)`` by ADVI and draw from the approximation.
 
@@ -252,7 +271,8 @@ def fit_advi(
     ``point_blocks`` are optimised as point estimates inside the same objective. With
     ``batch_size`` smaller than the row count, each step sees a random block of that many rows
     of the ``row_data`` arrays (minibatch ADVI; the model scales its likelihood by its
-    ``batch_scale`` data). ``move(means, log_sds)``, for mean-field fits, may edit the
+    ``batch_scale`` data); with ``rows_shuffled`` (the spec put its rows in a random order)
+    each block is contiguous. ``move(means, log_sds)``, for mean-field fits, may edit the
     parameters by block in place with a closed-form step that raises the ELBO (along a
     direction that gradient steps follow slowly); it is applied whenever the learning rate
     drops and to the final averaged parameters. ``exclude_rewrites`` names graph rewrites
@@ -277,7 +297,7 @@ def fit_advi(
         progress = _Progress(max_iter, tol, verbose > 0)
         feed = None
         if batch_size is not None and row_data and batch_size < len(data[row_data[0]]):
-            feed = _Minibatches(engine, data, row_data, batch_size, rng)
+            feed = _Minibatches(engine, data, row_data, batch_size, rng, rows_shuffled)
             window *= _MINIBATCH_WINDOW_FACTOR
         start = time.perf_counter()
         rate = learning_rate

@@ -34,8 +34,8 @@ from ._validation import (
 
 __all__ = ["PredictiveMixin"]
 
-_CHUNK_CELLS = 2_000_000  # rows x draws evaluated at once when predicting
-_UNSEEN_GROUP_SEED = 20_150_901  # the stream of new groups' effects (one per draw)
+CHUNK_CELLS = 2_000_000  # rows x draws evaluated at once when predicting
+UNSEEN_GROUP_SEED = 20_150_901  # the stream of new groups' effects (one per draw)
 
 
 class PredictiveMixin:
@@ -69,9 +69,9 @@ class PredictiveMixin:
         features, codes, offset = self._prediction_inputs(X)
         family = family_named(getattr(self, "_family_name", "gaussian"))
         n_draws = self._draws["coef"].shape[0]
-        chunk = max(1, _CHUNK_CELLS // n_draws)
+        chunk = max(1, CHUNK_CELLS // n_draws)
         gaussian = family.name == "gaussian"
-        new_group = np.random.default_rng(_UNSEEN_GROUP_SEED).standard_normal(n_draws)
+        new_group = np.random.default_rng(UNSEEN_GROUP_SEED).standard_normal(n_draws)
         params = {name: self._draws[name] for name in family.parameters}
         for start in range(0, features.shape[0], chunk):
             rows = slice(start, start + chunk)
@@ -285,6 +285,6 @@ def _student_t_draws(nu: np.ndarray, k: int) -> np.ndarray:
     """One standard Student-t draw per posterior draw of the degrees of freedom ``nu``, from
     a fixed stream per grouping factor (so predictions are deterministic): a new group's
     effect over its scale."""
-    rng = np.random.default_rng((_UNSEEN_GROUP_SEED, k))
+    rng = np.random.default_rng((UNSEEN_GROUP_SEED, k))
     normal = rng.standard_normal(len(nu))
     return normal / np.sqrt(rng.gamma(nu / 2.0, 2.0 / nu))

@@ -167,13 +167,13 @@ class Standardizer:
             constant=np.asarray(constant),
         )
 
-    def transform(self, values: np.ndarray, block_rows: int = BLOCK_ROWS) -> np.ndarray:
-        """Standardised copy of ``values``, C-ordered, written in row blocks (no other
-        temporary as large as ``values``)."""
+    def transform(self, values: np.ndarray, block_rows: int = BLOCK_ROWS, order=None):
+        """Standardised copy of ``values`` (its rows taken in ``order`` when given), C-ordered,
+        written in row blocks (no other temporary as large as ``values``)."""
         out = np.empty(np.shape(values), dtype=np.float64)
         for start in range(0, out.shape[0], block_rows):
             rows = slice(start, start + block_rows)
-            np.subtract(values[rows], self.mean, out=out[rows])
+            np.subtract(values[rows if order is None else order[rows]], self.mean, out=out[rows])
             out[rows] /= self.scale
         return out
 

@@ -1,13 +1,19 @@
-"""Binary classification with random effects: a logistic mixed model fitted by ADVI."""
+"""Classification with random effects: a logistic mixed model (two classes) or a multinomial
+one (three or more), fitted by ADVI."""
 
 from __future__ import annotations
+
+import numbers
 
 import numpy as np
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from .linear_model import LinearMixedBase
+from ._linear_base import LinearMixedBase
+from ._models.families.categorical import class_probabilities, one_hot
+from ._prediction import CHUNK_CELLS, UNSEEN_GROUP_SEED
+from ._validation import seed_from_random_state
 
 __all__ = ["RandomEffectsClassifier"]
 
@@ -22,6 +28,12 @@ class RandomEffectsClassifier(ClassifierMixin, LinearMixedBase):
     a variational posterior. ``predict_proba`` is the posterior predictive probability: it
     averages over the posterior draws and, for a group not seen in fit (or a missing label),
     over a new group's effect, so unseen groups get the population's spread.
+
+    With three or more classes the model is multinomial (softmax) with ``classes_[0]`` as the
+    reference: ``P(y = c)`` is proportional to ``exp(eta_c)``, ``eta_0 = 0`` and
+    ``eta_c = alpha_c + X @ beta_c + sum_k u_kc[g_k]``, each class with its own random
+    intercepts per grouping column (independent across classes, each class its own sd).
+    Random slopes and an offset are for two classes only.
 
     Parameters
     ----------
@@ -60,16 +72,20 @@ class RandomEffectsClassifier(ClassifierMixin, LinearMixedBase):
 
     Attributes
     ----------
-    classes_ : ndarray of shape (2,)
-        The two class labels; probabilities are those of ``classes_[1]``.
-    coef_ : ndarray of shape (n_features,)
-        Posterior mean log-odds coefficients (grouping and offset columns excluded).
-    intercept_ : float
-        Posterior mean intercept (log-odds).
+    classes_ : ndarray of shape (n_classes,)
+        The class labels; with two, probabilities and log-odds are those of ``classes_[1]``.
+    coef_ : ndarray of shape (n_features,) or (n_classes, n_features)
+        Posterior mean log-odds coefficients (grouping and offset columns excluded); with
+        three or more classes one row per class, log-odds against ``classes_[0]`` (whose row
+        is zero).
+    intercept_ : float or ndarray of shape (n_classes,)
+        Posterior mean intercept (log-odds), one per class with three or more (the first 0).
     group_effects_ : dict
-        Grouping column -> posterior mean effects (a Series, or a DataFrame with slopes).
+        Grouping column -> posterior mean effects: a Series, or a DataFrame with slopes (one
+        column per term) or with three or more classes (one column per class but the first).
     group_sd_ : dict
-        Grouping column -> posterior mean sd of its effects.
+        Grouping column -> posterior mean sd of its effects (a Series by term or class where
+        there are several).
     loss_curve_ : list of float
         Negative ELBO per iteration.
     n_iter_ : int
@@ -101,6 +117,18 @@ class RandomEffectsClassifier(ClassifierMixin, LinearMixedBase):
     True
     >>> model.predict_proba(X.head(2)).shape
     (2, 2)
+
+    Three classes: the coefficients are log-odds against the first class.
+
+    >>> z = 1.5 * X["hours"].to_numpy()
+    >>> u = rng.random(2000)
+    >>> grade = np.where(u < 1 / (1 + np.exp(z) + np.exp(2 * z)), "C", "B")
+    >>> grade[u > 1 - np.exp(2 * z) / (1 + np.exp(z) + np.exp(2 * z))] = "A"
+    >>> model = RandomEffectsClassifier(random_state=0).fit(X, grade)
+    >>> model.classes_
+    array(['A', 'B', 'C'], dtype='<U1')
+    >>> model.coef_.shape, model.predict_proba(X.head(2)).shape
+    ((3, 1), (2, 3))
     """
 
     _parameter_constraints: dict = {
@@ -145,18 +173,16 @@ class RandomEffectsClassifier(ClassifierMixin, LinearMixedBase):
         self.batch_size = batch_size
 
     def _likelihood_name(self) -> str:
-        return "bernoulli"
+        return "categorical" if self._is_multiclass() else "bernoulli"
+
+    def _is_multiclass(self) -> bool:
+        return len(getattr(self, "classes_", ())) > 2
 
     def _group_selection(self):
         return self.groups
 
     def _slope_selection(self):
         return self.random_slopes if self.random_slopes is not None else {}
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -167,10 +193,10 @@ class RandomEffectsClassifier(ClassifierMixin, LinearMixedBase):
         X : array-like or DataFrame of shape (n_samples, n_features)
             Features and grouping columns.
         y : array-like of shape (n_samples,)
-            Two class labels (any hashable values). More than two classes is a
-            ``ValueError`` (multinomial models are not built yet), and so is one. Binomial
-            data: floats in [0, 1], not all 0 or 1, are proportions of successes (``classes_``
-            is then ``[0, 1]``); pass each row's number of trials as ``sample_weight``.
+            Class labels (any hashable values): two for the logistic model, three or more
+            for the multinomial one; a single class is a ``ValueError``. Binomial data:
+            floats in [0, 1], not all 0 or 1, are proportions of successes (``classes_`` is
+            then ``[0, 1]``); pass each row's number of trials as ``sample_weight``.
         sample_weight : array-like of shape (n_samples,), default=None
             Row weights, as in scikit-learn (2 = the row twice); the trials of proportions.
 
@@ -194,16 +220,33 @@ class RandomEffectsClassifier(ClassifierMixin, LinearMixedBase):
                 f"y has one class ({self.classes_[0]!r}): RandomEffectsClassifier needs two."
             )
         target_type = type_of_target(y, input_name="y")
-        if target_type != "binary":
+        if target_type not in ("binary", "multiclass"):
             raise ValueError(
-                "Only binary classification is supported. The type of the target is "
-                f"{target_type} ({len(self.classes_)} classes); RandomEffectsClassifier fits a "
-                "logistic model (multinomial models are not built yet)."
+                f"RandomEffectsClassifier needs class labels; the type of the target is "
+                f"{target_type}."
             )
+        if self._is_multiclass():
+            self._check_multiclass_options()
         return super().fit(X, encoded.astype(np.float64), sample_weight)
 
+    def _check_multiclass_options(self) -> None:
+        """Slopes and an offset are for two classes only: a ``ValueError`` before any work."""
+        if self.random_slopes:
+            raise ValueError(
+                f"random_slopes is for two classes; y has {len(self.classes_)} "
+                "(the multinomial model has per-class random intercepts only)."
+            )
+        if self.offset is not None:
+            raise ValueError(
+                f"offset is for two classes; y has {len(self.classes_)} (the multinomial "
+                "model has no single linear predictor to add it to)."
+            )
+
     def predict_proba(self, X):
-        """Posterior predictive class probabilities, shape (n_samples, 2)."""
+        """Posterior predictive class probabilities, shape (n_samples, n_classes)."""
+        check_is_fitted(self)
+        if self._is_multiclass():
+            return np.concatenate(list(self._multiclass_chunks(X)))
         chunks = [mixture.mean_std()[0] for _, mixture in self._predictive_chunks(X)]
         positive = np.clip(np.concatenate(chunks), 0.0, 1.0)
         return np.column_stack([1.0 - positive, positive])
@@ -214,15 +257,134 @@ class RandomEffectsClassifier(ClassifierMixin, LinearMixedBase):
             return np.log(self.predict_proba(X))
 
     def decision_function(self, X):
-        """Log-odds of ``classes_[1]`` under the posterior predictive probability."""
+        """Log-odds under the posterior predictive probabilities: of ``classes_[1]``, shape
+        (n_samples,), with two classes; of each class against ``classes_[0]``, shape
+        (n_samples, n_classes), with more."""
         probability = self.predict_proba(X)
         with np.errstate(divide="ignore"):
-            return np.log(probability[:, 1]) - np.log(probability[:, 0])
+            log_odds = np.log(probability) - np.log(probability[:, :1])
+        return log_odds if self._is_multiclass() else log_odds[:, 1]
 
     def predict(self, X):
-        """The more probable class of each row."""
+        """The most probable class of each row."""
         check_is_fitted(self)
-        return self.classes_[(self.predict_proba(X)[:, 1] > 0.5).astype(int)]
+        probability = self.predict_proba(X)
+        if not self._is_multiclass():
+            return self.classes_[(probability[:, 1] > 0.5).astype(int)]
+        return self.classes_[np.argmax(probability, axis=1)]
+
+    def predict_interval(self, X, coverage=0.9):
+        """Equal-tailed predictive intervals of the 0/1 outcome (two classes only)."""
+        if self._is_multiclass():
+            raise ValueError(
+                f"predict_interval needs an ordered outcome; these {len(self.classes_)} "
+                "classes have none. Use predict_proba (or sample_y for draws)."
+            )
+        return super().predict_interval(X, coverage=coverage)
+
+    def sample_y(self, X, n_samples=1, random_state=None):
+        """Draws from each row's posterior predictive distribution, shape (n_samples_X,
+        n_samples): 0/1 outcomes with two classes (1 = ``classes_[1]``), class labels with
+        more."""
+        if not self._is_multiclass():
+            return super().sample_y(X, n_samples=n_samples, random_state=random_state)
+        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        probability = self.predict_proba(X)
+        rng = np.random.default_rng(seed_from_random_state(random_state))
+        uniform = rng.random((len(probability), n_samples, 1))
+        cumulative = np.cumsum(probability, axis=1)[:, None, :]
+        index = np.minimum(np.sum(uniform > cumulative, axis=2), len(self.classes_) - 1)
+        return self.classes_[index]
+
+    def _log_predictive_density(self, X, y):
+        """Log posterior predictive probability of each row's class (multiclass; see
+        ``skbayes_re.metrics.log_predictive_density``)."""
+        if not self._is_multiclass():
+            return super()._log_predictive_density(X, y)
+        y = column_or_1d(y)
+        index = np.searchsorted(self.classes_, y)
+        known = (index < len(self.classes_)) & (
+            self.classes_[np.minimum(index, len(self.classes_) - 1)] == y
+        )
+        if not np.all(known):
+            raise ValueError(f"y has labels not seen in fit: {np.unique(y[~known])[:5]!r}.")
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X)[np.arange(len(y)), index])
+
+    # ------------------------------------------------------------- multiclass
+    def _per_row_spec(self, features, target, codes, n_groups, weights, offset) -> dict:
+        """Three or more classes: the multinomial model (``_models/multinomial.py``), in
+        minibatches as the binary model's."""
+        if not self._is_multiclass():
+            return super()._per_row_spec(features, target, codes, n_groups, weights, offset)
+        from . import _models
+
+        features, shares, codes, _, weights, minibatch = self._per_row_arrays(
+            features, one_hot(target, len(self.classes_)), codes, None, weights, merge=True
+        )
+        seed = seed_from_random_state(self.random_state)
+        data = _models.multinomial_data(
+            features, shares, codes, n_groups, weights, self.prior_scale
+        )
+        start = _models.multinomial_start(data, seed)
+        data = _models.mark_centred_classes(data, start)
+        return {
+            "key": _models.multinomial_structure(data),
+            "build": _models.build_multinomial,
+            "data": data,
+            "init": _models.multinomial_init(data, start),
+            "exclude_rewrites": _models.MULTINOMIAL_REWRITES_EXCLUDED.get(self.method, ()),
+            "complete": _models.multinomial_complete_draws(data),
+            "row_data": _models.multinomial_row_data(data) if minibatch else (),
+            "rows_shuffled": minibatch,
+            "batch_size": (self.batch_size or _models.MINIBATCH_SIZE) if minibatch else None,
+        }
+
+    def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
+        if not self._is_multiclass():
+            return super()._store_fit(draws, n_seen)
+        from . import _models
+
+        kept = _models.multinomial_to_original(draws, self._x_scaler, n_seen)
+        n_features = kept["coef"].shape[2]
+        self.coef_ = np.vstack([np.zeros((1, n_features)), kept["coef"].mean(axis=0)])
+        self.intercept_ = np.concatenate([[0.0], kept["intercept"].mean(axis=0)])
+        return kept
+
+    def _group_terms(self, k: int) -> list:
+        if self._is_multiclass():  # one effect per class but the reference
+            return list(self.classes_[1:])
+        return super()._group_terms(k)
+
+    def _posterior_variables(self):
+        if not self._is_multiclass():
+            return super()._posterior_variables()
+        values = {"intercept": self._draws["intercept"], "coef": self._draws["coef"]}
+        dims = {"intercept": ["class"], "coef": ["class", "feature"]}
+        coords = {"class": list(self.classes_[1:]), "feature": self._fixed_feature_names()}
+        return values, dims, coords
+
+    def _multiclass_chunks(self, X):
+        """Posterior predictive probabilities of blocks of rows: the softmax of each draw's
+        linear predictors averaged over the draws, a new group's effects drawn per draw
+        (and class) for labels not seen in fit."""
+        features, codes, _ = self._prediction_inputs(X)
+        if features.size and np.isnan(features).any():
+            self._integrate_missing(features)  # a ValueError: not modelled here
+        intercept, coef = self._draws["intercept"], self._draws["coef"]
+        n_draws, n_other = intercept.shape
+        new_group = np.random.default_rng(UNSEEN_GROUP_SEED).standard_normal((n_draws, n_other))
+        chunk = max(1, CHUNK_CELLS // (n_draws * n_other))
+        for start in range(0, features.shape[0], chunk):
+            rows = slice(start, start + chunk)
+            eta = intercept[None] + np.einsum("rp,scp->rsc", features[rows], coef)
+            for k, code in enumerate(codes):
+                seen = code[rows] >= 0
+                effects = self._draws["effects"][k][:, np.where(seen, code[rows], 0)]
+                new_effect = self._draws["group_sd"][k] * new_group
+                eta += np.where(seen[:, None, None], effects.transpose(1, 0, 2), new_effect)
+            yield class_probabilities(eta).mean(axis=1)
 
 
 def _are_proportions(y: np.ndarray) -> bool:

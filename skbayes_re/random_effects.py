@@ -6,7 +6,7 @@ from __future__ import annotations
 from sklearn.base import RegressorMixin
 from sklearn.utils._param_validation import StrOptions
 
-from .linear_model import LinearMixedBase
+from ._linear_base import LinearMixedBase
 
 __all__ = ["RandomEffectsRegressor", "RandomInterceptRegressor"]
 

@@ -75,6 +75,15 @@ def expected_failed_checks(estimator) -> dict[str, str]:
                 "prediction by 1.8e-7 relative where 1e-7 is asked"
             )
         }
+    if type(estimator).__name__ == "RandomEffectsClassifier" and isinstance(estimator.groups, list):
+        return {
+            "check_classifiers_train": (
+                "groups=[0] makes the check's first column a grouping column with one row per "
+                "label, so the three blobs are told apart by the second column alone, with "
+                "one shrunken effect per row: training accuracy 0.80 where 0.83 is asked "
+                "(LogisticRegression on that column: 0.78)"
+            )
+        }
     return {}
 
 

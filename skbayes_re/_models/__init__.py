@@ -32,6 +32,9 @@ back-transform together:
   predictive pieces);
 * ``glmm``: the linear mixed model for any family but the Gaussian, written per row;
 * ``laplace_start``: that model's start for count families (PIRLS and EM, NumPy only);
+* ``merged_rows``: rows sharing a design point merged, for families linear in the target
+  (NumPy only);
+* ``multinomial``: the softmax model of three or more classes, per-class random intercepts;
 * ``centring``: where a slope factor's stored intercept sits (NumPy only);
 * ``constant``: any model's posterior for a constant target (every parameter at zero);
 * ``_ops``: graph building blocks without BLAS ops (one C module per compiled step).
@@ -91,6 +94,19 @@ _EXPORTS = {
         "glmm_to_original",
     ],
     "linear": ["build_linear_model", "linear_structure"],
+    "merged_rows": ["merge_shared_rows", "random_row_order", "reorder"],
+    "multinomial": [
+        "MULTINOMIAL_REWRITES_EXCLUDED",
+        "build_multinomial",
+        "mark_centred_classes",
+        "multinomial_complete_draws",
+        "multinomial_data",
+        "multinomial_init",
+        "multinomial_row_data",
+        "multinomial_start",
+        "multinomial_structure",
+        "multinomial_to_original",
+    ],
     "linear_posterior": [
         "linear_complete_draws",
         "linear_data",

@@ -50,6 +50,7 @@ __all__ = [
 MINIBATCH_ROWS = 200_000  # full-batch steps up to this many rows
 MINIBATCH_SIZE = 50_000
 _PQL_ROUNDS = 4
+_DRAW_BLOCK = 50  # draws of a swept factor's effects completed at once
 
 
 def glmm_data(features, target, codes, n_groups, offset, weights, prior_scale, slopes, family):
@@ -183,11 +184,12 @@ def glmm_start(data: dict, family_name: str, slopes: list[list[int]]) -> tuple[d
     """Starting means and sds of the coefficients, effects and scales, then the family's own
     parameters from that fit's linear predictor.
 
-    Identity link: the Gaussian mixed model's closed-form start on the target. Log link with
-    random intercepts (at most ``MAX_GROUPS`` groups): the Laplace approximation's mode and
-    EM scales (``laplace_start``). Log link otherwise: penalised quasi-likelihood, the
-    Gaussian start refitted to ``eta + (y - mu) / mu`` with weights ``mu``, from
-    ``log(y + 0.5)``.
+    Identity link: the Gaussian mixed model's closed-form start on the target. Log and logit
+    links with random intercepts (one factor, or at most ``MAX_GROUPS`` groups over all
+    factors): the Laplace approximation's mode and EM scales (``laplace_start``). Otherwise:
+    penalised quasi-likelihood, the Gaussian start refitted to the working response (``eta +
+    (y - mu) / mu`` with weights ``mu`` for the log link) from ``log(y + 0.5)`` (or its
+    logit counterpart).
     """
     family = family_named(family_name)
     codes = [data[f"group_{k}"] for k in range(count_prefixed(data, "groups_"))]
@@ -208,7 +210,7 @@ def glmm_start(data: dict, family_name: str, slopes: list[list[int]]) -> tuple[d
 
     target, dispersion = data["target"], None
     curved = family.link != "identity"
-    if curved and not any(slopes) and sum(n_groups) <= MAX_GROUPS:
+    if curved and not any(slopes) and (sum(n_groups) <= MAX_GROUPS or len(n_groups) == 1):
         first = first_predictor(family.link, target, shift)
         means, sds, dispersion = laplace_start(
             data["features"],
@@ -313,15 +315,20 @@ def _start_predictor(data, means, codes, slopes) -> np.ndarray:
 # ----------------------------------------------------------------------------- back-transform
 def glmm_complete_draws(data: dict):
     """The fit's last step (draws edited in place): a swept factor's draws ``v_g`` back to
-    its effects ``u_g = v_g - alpha - xbar_g beta``, then ``c`` added to the intercept."""
+    its effects ``u_g = v_g - alpha - xbar_g beta``, then ``c`` added to the intercept. The
+    effects are edited in place, a block of draws at a time (with many groups they are the
+    largest array of the fit, float32: a float64 temporary of their size would double it)."""
     centre, k = float(data["link_centre"]), _sweeping_factor(data)
 
     def complete(draws: dict) -> None:
         if k is not None:
-            swept = draws["alpha"][:, None]
-            if "beta" in draws:
-                swept = swept + draws["beta"] @ data[f"group_means_{k}"].T
-            draws[f"u_group_{k}"] = draws[f"u_group_{k}"] - swept
+            effects, means = draws[f"u_group_{k}"], data[f"group_means_{k}"]
+            for start in range(0, len(effects), _DRAW_BLOCK):
+                rows = slice(start, start + _DRAW_BLOCK)
+                swept = draws["alpha"][rows, None]
+                if "beta" in draws:
+                    swept = swept + draws["beta"][rows] @ means.T
+                effects[rows] -= swept.astype(effects.dtype, copy=False)
         draws["alpha"] = draws["alpha"] + centre
 
     return complete

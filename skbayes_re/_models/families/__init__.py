@@ -12,6 +12,8 @@ variance, CDF, log density and draws of one component of the posterior predictiv
 * ``poisson``: log link, no parameter of its own.
 * ``negative_binomial``: log link, ``Var(y) = mu + mu^2 / dispersion``, dispersion learned.
 * ``bernoulli``: logit link, 0/1 outcomes or proportions (the classifier's).
+* ``categorical``: softmax link, three or more classes (the multiclass classifier's; its
+  predictions are class probabilities, made by the classifier, not by these NumPy pieces).
 
 Every module imports PyTensor only inside the functions that build graphs, so a fitted model
 predicts with NumPy and SciPy alone.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from ._family import Family
 from .bernoulli import BERNOULLI
+from .categorical import CATEGORICAL
 from .gaussian import GAUSSIAN
 from .negative_binomial import NEGATIVE_BINOMIAL
 from .poisson import POISSON
@@ -29,7 +32,15 @@ from .student_t import STUDENT_T
 __all__ = ["FAMILIES", "Family", "family_named"]
 
 FAMILIES: dict[str, Family] = {
-    family.name: family for family in (GAUSSIAN, STUDENT_T, POISSON, NEGATIVE_BINOMIAL, BERNOULLI)
+    family.name: family
+    for family in (
+        GAUSSIAN,
+        STUDENT_T,
+        POISSON,
+        NEGATIVE_BINOMIAL,
+        BERNOULLI,
+        CATEGORICAL,
+    )
 }
 
 

@@ -42,7 +42,7 @@ class Family:
     """
 
     name: str
-    link: str  # "identity", "log" or "logit"
+    link: str  # "identity", "log", "logit" or "softmax"
     discrete: bool
     standardise_target: bool
     check_target: Callable[[np.ndarray], None]
@@ -58,6 +58,9 @@ class Family:
     ppf: Callable | None = None
     sample: Callable | None = None
     tags: dict = field(default_factory=dict)
+    # Whether the log density is linear in y given eta (``merged_rows.py``): rows sharing a
+    # design point then merge into one, their weights summed and their targets averaged.
+    merges_rows: bool = False
 
 
 def check_finite_support(y: np.ndarray) -> None:

@@ -4,7 +4,8 @@
 
 ``y`` is 0/1, or a proportion in [0, 1] weighted by its number of trials (binomial data, as
 ``LogisticRegression`` users pass them). The target is not standardised. No parameter of its
-own. A row costs a ``softplus``.
+own. A row costs a ``softplus``; rows sharing every feature, group and offset are merged into
+one, a proportion with their summed weight (``merged_rows.py``).
 """
 
 from __future__ import annotations
@@ -63,4 +64,5 @@ BERNOULLI = Family(
     log_pdf=_log_pdf,
     ppf=_ppf,
     sample=lambda eta, params, rng: (rng.random(eta.shape) < special.expit(eta)).astype(float),
+    merges_rows=True,
 )

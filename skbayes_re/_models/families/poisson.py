@@ -4,8 +4,8 @@
 
 The target is not standardised (the log link gives the coefficients their meaning); the
 features are. No parameter of its own. A row costs an exponential; rows sharing every
-feature, group and offset could be merged into one with their summed count and weight, which
-the per-row model would take as they are.
+feature, group and offset are merged into one with their mean count and summed weight
+(``merged_rows.py``), which the per-row model takes as they are.
 """
 
 from __future__ import annotations
@@ -51,4 +51,5 @@ POISSON = Family(
     log_pdf=lambda y, eta, params: poisson_log_pmf(y, eta),
     ppf=lambda prob, eta, params: stats.poisson.ppf(prob, np.exp(eta)),
     sample=lambda eta, params, rng: rng.poisson(np.exp(eta)).astype(np.float64),
+    merges_rows=True,
 )
