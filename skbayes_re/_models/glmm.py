@@ -25,7 +25,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from ._ops import count_prefixed, matmul
+from ._ops import count_prefixed, matmul, rows_of
 from .families import family_named
 from .gaussian import gaussian_re_start
 from .gaussian_draws import gaussian_re_to_original
@@ -176,7 +176,7 @@ def _factor_term(box, scale, k: int, size: int):
             return pm.Normal(f"u_group_{k}", 0.0, sigma_k, shape=(n_groups,))[code]
         return (sigma_k * pm.Normal(f"z_group_{k}", 0.0, 1.0, shape=(n_groups,)))[code]
     effects = correlated_effects(box, scale, k, size, n_groups=n_groups)
-    return pt.sum(box[f"design_{k}"] * effects[code], axis=1)
+    return pt.sum(box[f"design_{k}"] * rows_of(effects, code), axis=1)
 
 
 # ----------------------------------------------------------------------------- start

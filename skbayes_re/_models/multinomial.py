@@ -22,7 +22,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from ._ops import count_prefixed, matmul
+from ._ops import count_prefixed, matmul, rows_of
 from .families.categorical import CATEGORICAL
 from .laplace_start import MAX_GROUPS, first_predictor, laplace_start
 
@@ -94,7 +94,7 @@ def build_multinomial(data: dict) -> pm.Model:
             beta = pm.Normal("beta", 0.0, scale, shape=(box["features"].shape[1], n_other))
             eta = eta + matmul(box["features"], beta)
         for k in range(count_prefixed(data, "groups_")):
-            eta = eta + _class_effects(box, scale, k, n_other)[box[f"group_{k}"]]
+            eta = eta + rows_of(_class_effects(box, scale, k, n_other), box[f"group_{k}"])
         log_density = CATEGORICAL.log_density(box["target"], eta, {})
         pm.Potential("loglik", box["batch_scale"] * pt.sum(box["row_weight"] * log_density))
     return model
