@@ -67,3 +67,30 @@ def test_ridge_move_keeps_the_effects_and_maximises_the_elbo():
     assert best > _ridge_elbo(
         before[0]["z_group_0"], before[1]["z_group_0"], before[0]["sigma_group_0_log__"], *args
     )
+
+
+def test_shuffled_rows_are_taken_as_contiguous_blocks_from_a_random_start():
+    """Rows already in a random order: each batch is a run of consecutive rows (wrapping
+    around the end), the batches of an epoch are disjoint, and epochs start at different
+    rows."""
+    n_rows, batch = 1000, 300
+    engine = _FakeEngine(n_rows)
+    feed = _Minibatches(
+        engine,
+        {"rows": np.arange(n_rows, dtype=float)},
+        ("rows",),
+        batch,
+        np.random.default_rng(0),
+        shuffled=True,
+    )
+    starts = []
+    for _ in range(4):  # four epochs of three batches
+        epoch = []
+        for _ in range(n_rows // batch):
+            feed()
+            rows = engine.data_vars["rows"].get_value().astype(int)
+            np.testing.assert_array_equal(np.diff(rows) % n_rows, 1)
+            epoch.append(rows)
+        starts.append(epoch[0][0])
+        assert len(np.unique(np.concatenate(epoch))) == batch * (n_rows // batch)
+    assert len(set(starts)) > 1

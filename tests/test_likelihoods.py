@@ -204,3 +204,17 @@ def test_a_constant_target_with_student_t_noise_is_that_constant():
     assert_array_equal(std, 0.0)
     assert_array_equal(model.predict_interval(X), 3.0)
     assert_array_equal(model.sample_y(X, 3, random_state=0), 3.0)
+
+
+def test_minibatch_fit_agrees_with_the_full_batch_fit():
+    """20,000 rows in batches of 2,500 (rows shuffled once, contiguous blocks): the
+    coefficients within 0.5 full-batch posterior sd of the full-batch fit, the group sd
+    within 10%; the same seed gives the same fit."""
+    X, y, _ = _grouped_counts(7, n_rows=20_000, n_groups=100)
+    options = {"likelihood": "poisson", "offset": "log_exposure", "random_state": 0}
+    full = RandomInterceptRegressor(**options).fit(X, y)
+    batched = RandomInterceptRegressor(batch_size=2500, **options).fit(X, y)
+    again = RandomInterceptRegressor(batch_size=2500, **options).fit(X, y)
+    assert np.all(np.abs(batched.coef_ - full.coef_) < 0.5 * _posterior_sd(full, "coef"))
+    assert abs(batched.group_sd_["g"] / full.group_sd_["g"] - 1.0) < 0.1
+    assert_array_equal(batched.coef_, again.coef_)

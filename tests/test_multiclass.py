@@ -203,3 +203,14 @@ def test_agrees_with_nuts():
     for name, reference in nuts.items():
         gap = np.abs(ours[name].mean(axis=0) - reference.mean(axis=0)) / reference.std(axis=0)
         assert np.all(gap < 0.3), (name, gap)
+
+
+def test_minibatch_fit_agrees_with_the_full_batch_fit(fitted):
+    """The fixture's 3,000 rows in batches of 500: coefficients within 0.5 posterior sd of
+    the full-batch fit, group sds within 15%."""
+    model, X, y, _ = fitted
+    batched = RandomEffectsClassifier(batch_size=500, random_state=0).fit(X[:3000], y[:3000])
+    sd = model.posterior_.posterior["coef"].std(dim=("chain", "draw")).to_numpy()
+    assert np.all(np.abs(batched.coef_[1:] - model.coef_[1:]) < 0.5 * sd)
+    ratio = batched.group_sd_["g"].to_numpy() / model.group_sd_["g"].to_numpy()
+    assert np.all(np.abs(ratio - 1.0) < 0.15), ratio
