@@ -139,7 +139,7 @@ class _Minibatches:
         self.batch = min(int(batch_size), self.n_rows)
         self.rng = rng
         self.shuffled = shuffled
-        self.order, self.position = np.arange(self.n_rows), self.n_rows
+        self.order, self.start, self.position = np.arange(self.n_rows), 0, self.n_rows
         scale = engine.data_vars["batch_scale"]
         scale.set_value(np.asarray(self.n_rows / self.batch, dtype=scale.dtype))
 
@@ -147,7 +147,7 @@ class _Minibatches:
         if self.position + self.batch > self.n_rows:  # a new epoch
             self.position = 0
             if self.shuffled:  # a random start, the last block wrapping around the end
-                self.order = int(self.rng.integers(self.n_rows))
+                self.start = int(self.rng.integers(self.n_rows))
             else:
                 self.order = self.rng.permutation(self.n_rows)
         take = self._block() if self.shuffled else self._rows()
@@ -160,7 +160,7 @@ class _Minibatches:
         return lambda full: full[rows]
 
     def _block(self):
-        start = (self.order + self.position) % self.n_rows
+        start = (self.start + self.position) % self.n_rows
         end = start + self.batch
         if end <= self.n_rows:
             return lambda full: full[start:end]

@@ -44,7 +44,7 @@ def test_one_factor_solver_equals_the_dense_solve(link, monkeypatch):
     features, target, code = _grouped(0, 3000, 200, link)
     dense = _start(features, target, code, 200, link)
     monkeypatch.setattr(laplace_start, "MAX_GROUPS", 10)  # 200 groups now take the other path
-    monkeypatch.setattr(laplace_start, "_BLOCK_ROWS", 700)  # and its products run in blocks
+    monkeypatch.setattr(laplace_start, "BLOCK_ROWS", 700)  # and its products run in blocks
     eliminated = _start(features, target, code, 200, link)
     for position in (0, 1):  # means, then sds
         for name, value in dense[position].items():

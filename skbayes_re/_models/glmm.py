@@ -29,7 +29,7 @@ from ._ops import count_prefixed, matmul, rows_of
 from .families import family_named
 from .gaussian import gaussian_re_start
 from .gaussian_draws import gaussian_re_to_original
-from .laplace_start import MAX_GROUPS, first_predictor, laplace_start, working_response
+from .laplace_start import first_predictor, laplace_applies, laplace_start, working_response
 from .slopes import correlated_effects, lkj_cholesky_numpy
 from .statistics import gaussian_re_statistics_chunked
 
@@ -210,7 +210,7 @@ def glmm_start(data: dict, family_name: str, slopes: list[list[int]]) -> tuple[d
 
     target, dispersion = data["target"], None
     curved = family.link != "identity"
-    if curved and not any(slopes) and (sum(n_groups) <= MAX_GROUPS or len(n_groups) == 1):
+    if curved and not any(slopes) and laplace_applies(n_groups):
         first = first_predictor(family.link, target, shift)
         means, sds, dispersion = laplace_start(
             data["features"],

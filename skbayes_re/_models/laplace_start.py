@@ -25,14 +25,22 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-__all__ = ["MAX_GROUPS", "first_predictor", "laplace_start", "working_response"]
+from .._standardize import BLOCK_ROWS
+
+__all__ = ["MAX_GROUPS", "first_predictor", "laplace_applies", "laplace_start", "working_response"]
 
 MAX_GROUPS = 1_000
 _ROUNDS = 60
 _TOLERANCE = 1e-6
 _MIN_GROUP_VAR = 1e-4
 _MIN_INVERSE_DISPERSION = 1e-3
-_BLOCK_ROWS = 65_536
+
+
+def laplace_applies(n_groups: list[int]) -> bool:
+    """Whether :func:`laplace_start` takes these random-intercept factors: one factor of any
+    size (its group block eliminated), or none or several with at most ``MAX_GROUPS`` groups
+    in all (solved densely)."""
+    return len(n_groups) == 1 or sum(n_groups) <= MAX_GROUPS
 
 
 def first_predictor(link: str, target, shift) -> np.ndarray:
@@ -76,7 +84,7 @@ def laplace_start(
     takes the dispersion by moments given the means (``_dispersion_by_moments``), and the
     working weights are ``w mu / (1 + mu / dispersion)``; otherwise Poisson (the returned
     dispersion is None)."""
-    if len(codes) == 1 and sum(n_groups) > MAX_GROUPS:
+    if len(codes) == 1 and sum(n_groups) > MAX_GROUPS:  # see laplace_applies
         design, solve = _WithIntercept(features), _solve_one_factor
     else:
         design, solve = np.column_stack([np.ones(len(target)), features]), _solve_dense
@@ -124,15 +132,15 @@ def _solve_dense(design, codes, n_groups, weight, working, prior_scale, group_va
 
 class _WithIntercept:
     """The design ``(1, X)`` of one factor's solver, never built whole: its products run over
-    blocks of ``_BLOCK_ROWS`` rows, so the start adds no copy of a large ``X``."""
+    blocks of ``BLOCK_ROWS`` rows, so the start adds no copy of a large ``X``."""
 
     def __init__(self, features):
         self.features = features
         self.shape = (features.shape[0], features.shape[1] + 1)
 
     def blocks(self):
-        for start in range(0, self.shape[0], _BLOCK_ROWS):
-            rows = slice(start, start + _BLOCK_ROWS)
+        for start in range(0, self.shape[0], BLOCK_ROWS):
+            rows = slice(start, start + BLOCK_ROWS)
             block = self.features[rows]
             yield rows, np.column_stack([np.ones(block.shape[0]), block])
 

@@ -24,7 +24,7 @@ import pytensor.tensor as pt
 
 from ._ops import count_prefixed, matmul, rows_of
 from .families.categorical import CATEGORICAL
-from .laplace_start import MAX_GROUPS, first_predictor, laplace_start
+from .laplace_start import first_predictor, laplace_applies, laplace_start
 
 __all__ = [
     "MULTINOMIAL_REWRITES_EXCLUDED",
@@ -163,7 +163,7 @@ def multinomial_start(data: dict, seed: int) -> tuple[dict, dict]:
     a coefficient and a group sd of a simulated three-class model.)"""
     n_factors = count_prefixed(data, "groups_")
     n_groups = [len(data[f"groups_{k}"]) for k in range(n_factors)]
-    if n_factors and (sum(n_groups) <= MAX_GROUPS or n_factors == 1):
+    if n_factors and laplace_applies(n_groups):
         pairs = [_pair_start(data, c, n_groups) for c in range(1, data["target"].shape[1] + 1)]
         names = pairs[0][0].keys()
         means = {name: np.stack([m[name] for m, _ in pairs], axis=-1) for name in names}
