@@ -166,7 +166,7 @@ def report(rows: int, ours: dict, memory: dict) -> str:
         "each partition made on its worker from its own seed; `RandomInterceptRegressor` fitted "
         "from the Dask DataFrame (two passes over the partitions on the workers; the posterior "
         "computed from the merged statistics in the client, exactly with the default "
-        "`method='auto'`, no ADVI). In-memory reference: {memory['rows']:,} rows of the "
+        f"`method='auto'`, no ADVI). In-memory reference: {memory['rows']:,} rows of the "
         "same generator, fitted in a fresh process; both warm.\n\n"
     )
     text += markdown_table(

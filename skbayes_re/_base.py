@@ -57,7 +57,7 @@ from ._validation import (
     validate_target,
 )
 
-__all__ = ["MISSING_REFUSED", "BaseBayesianRegressor", "BayesianMixedBase"]
+__all__ = ["MISSING_REFUSED", "BaseBayesianRegressor", "BayesianMixedBase", "LikelihoodMixin"]
 
 MISSING_REFUSED = (
     "X has missing feature values (NaN). {} with likelihood {!r} does not model them: "
@@ -429,6 +429,27 @@ class BayesianMixedBase(PredictiveMixin, BaseEstimator):
 
 class BaseBayesianRegressor(RegressorMixin, BayesianMixedBase):
     """The base of the regressors: ``BayesianMixedBase`` scored by R^2."""
+
+
+class LikelihoodMixin:
+    """The ``likelihood`` and ``offset`` parameters of the estimators that take them (their
+    validation, hooks and tags: count families take non-negative targets only)."""
+
+    _parameter_constraints: dict = {
+        "likelihood": [StrOptions({"gaussian", "student_t", "poisson", "negative_binomial"})],
+        "offset": [str, Interval(numbers.Integral, None, None, closed="neither"), None],
+    }
+
+    def _likelihood_name(self) -> str:
+        return self.likelihood
+
+    def _offset_selection(self):
+        return self.offset
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = self._likelihood_name() in ("poisson", "negative_binomial")
+        return tags
 
 
 def _direct_result(draws: dict, n_iter: int = 0):

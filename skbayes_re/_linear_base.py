@@ -11,9 +11,9 @@ import numpy as np
 from sklearn.base import _fit_context
 from sklearn.utils import check_consistent_length
 from sklearn.utils._available_if import available_if
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 
-from ._base import BayesianMixedBase
+from ._base import BayesianMixedBase, LikelihoodMixin
 from ._missing_features import MissingFeaturesMixin
 from ._predictive import mean_over_draws
 from ._validation import (
@@ -26,7 +26,7 @@ from ._validation import (
     validate_target,
 )
 
-__all__ = ["LinearMixedBase"]
+__all__ = ["LinearMixedBase", "per_row_arrays"]
 
 _GAUSSIAN_ONLY = (
     "{} needs likelihood='gaussian' without an offset (its rows are reduced to the Gaussian "
@@ -35,26 +35,17 @@ _GAUSSIAN_ONLY = (
 )
 
 
-class LinearMixedBase(MissingFeaturesMixin, BayesianMixedBase):
+class LinearMixedBase(MissingFeaturesMixin, LikelihoodMixin, BayesianMixedBase):
     """Linear mean function plus random effects (none by default), any likelihood family."""
 
     _parameter_constraints: dict = {
         **BayesianMixedBase._parameter_constraints,
+        **LikelihoodMixin._parameter_constraints,
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "likelihood": [StrOptions({"gaussian", "student_t", "poisson", "negative_binomial"})],
-        "offset": [str, Interval(numbers.Integral, None, None, closed="neither"), None],
     }
-
-    def _likelihood_name(self) -> str:
-        return self.likelihood
-
-    def _offset_selection(self):
-        return self.offset
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        if self._likelihood_name() in ("poisson", "negative_binomial"):
-            tags.target_tags.positive_only = True
         tags.input_tags.allow_nan = self._models_missing_features()
         return tags
 
@@ -83,8 +74,8 @@ class LinearMixedBase(MissingFeaturesMixin, BayesianMixedBase):
         family = self._likelihood_name()
         if offset is not None:
             offset = offset / float(self._y_scaler.scale)
-        features, target, codes, offset, weights, minibatch = self._per_row_arrays(
-            features, target, codes, offset, weights, _models.family_named(family).merges_rows
+        features, target, codes, offset, weights, minibatch = per_row_arrays(
+            self, features, target, codes, offset, weights, _models.family_named(family).merges_rows
         )
         data = _models.glmm_data(
             features,
@@ -98,6 +89,8 @@ class LinearMixedBase(MissingFeaturesMixin, BayesianMixedBase):
             _models.family_named(family),
         )
         start = _models.glmm_start(data, family, self._slope_features)
+        if self._student_t_groups():
+            data = _models.mark_student_t_glmm(data)
         data = _models.mark_centred_glmm(data, start)
         return {
             "key": _models.glmm_structure(data, family),
@@ -111,37 +104,11 @@ class LinearMixedBase(MissingFeaturesMixin, BayesianMixedBase):
             "batch_size": (self.batch_size or _models.MINIBATCH_SIZE) if minibatch else None,
         }
 
-    def _per_row_arrays(self, features, target, codes, offset, weights, merge: bool):
-        """The per-row models' rows: those sharing a design point merged into one (``merge``,
-        for families linear in the target: ``_models/merged_rows.py``), then, where the fit
-        takes minibatches, put in one random order (its batches are then contiguous
-        blocks), the features standardised as they are reordered. Returns the arrays and
-        whether the fit takes minibatches."""
-        from . import _models
-
-        if merge:
-            features, target, codes, offset, weights = _models.merge_shared_rows(
-                features, target, codes, offset, weights
-            )
-        n_rows = len(target)
-        minibatch = n_rows > _models.MINIBATCH_ROWS or (self.batch_size or n_rows) < n_rows
-        order = None
-        if minibatch:
-            order = _models.random_row_order(seed_from_random_state(self.random_state), n_rows)
-            target, codes, offset, weights = _models.reorder(order, target, codes, offset, weights)
-        features = self._x_scaler.transform(features, order=order)
-        return features, target, codes, offset, weights, minibatch
-
     def _student_t_groups(self) -> bool:
         """Whether the group effects are Student-t (``group_distribution``); a
         ``ValueError`` for what they do not cover yet."""
         if getattr(self, "group_distribution", "normal") == "normal":
             return False
-        if self._likelihood_name() != "gaussian":
-            raise ValueError(
-                "group_distribution='student_t' needs likelihood='gaussian'; got "
-                f"likelihood={self._likelihood_name()!r}."
-            )
         if any(self._slope_features or []):
             raise ValueError(
                 "group_distribution='student_t' gives random intercepts Student-t effects; "
@@ -358,3 +325,28 @@ class LinearMixedBase(MissingFeaturesMixin, BayesianMixedBase):
             dims["imputed"] = ["missing_cell"]
             coords["missing_cell"] = [f"{r}:{names[c]}" for r, c in zip(rows, columns, strict=True)]
         return values, dims, coords
+
+
+def per_row_arrays(estimator, features, target, codes, offset, weights, merge: bool):
+    """The per-row models' rows: those sharing a design point merged into one (``merge``, for
+    families linear in the target: ``_models/merged_rows.py``), then, where the fit takes
+    minibatches (beyond ``MINIBATCH_ROWS`` rows, or batches of the estimator's
+    ``batch_size``), put in one random order (its batches are then contiguous blocks), the
+    features standardised by the estimator's scaler as they are reordered. Returns the arrays
+    and whether the fit takes minibatches."""
+    from . import _models
+
+    if merge:
+        features, target, codes, offset, weights = _models.merge_shared_rows(
+            features, target, codes, offset, weights
+        )
+    n_rows = len(target)
+    batch_size = estimator.batch_size or n_rows
+    minibatch = n_rows > _models.MINIBATCH_ROWS or batch_size < n_rows
+    order = None
+    if minibatch:
+        seed = seed_from_random_state(estimator.random_state)
+        order = _models.random_row_order(seed, n_rows)
+        target, codes, offset, weights = _models.reorder(order, target, codes, offset, weights)
+    features = estimator._x_scaler.transform(features, order=order)
+    return features, target, codes, offset, weights, minibatch

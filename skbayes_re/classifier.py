@@ -10,7 +10,7 @@ from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ._linear_base import LinearMixedBase
+from ._linear_base import LinearMixedBase, per_row_arrays
 from ._models.families.categorical import class_probabilities, one_hot
 from ._prediction import CHUNK_CELLS, UNSEEN_GROUP_SEED
 from ._validation import seed_from_random_state
@@ -320,8 +320,8 @@ class RandomEffectsClassifier(ClassifierMixin, LinearMixedBase):
             return super()._per_row_spec(features, target, codes, n_groups, weights, offset)
         from . import _models
 
-        features, shares, codes, _, weights, minibatch = self._per_row_arrays(
-            features, one_hot(target, len(self.classes_)), codes, None, weights, merge=True
+        features, shares, codes, _, weights, minibatch = per_row_arrays(
+            self, features, one_hot(target, len(self.classes_)), codes, None, weights, merge=True
         )
         seed = seed_from_random_state(self.random_state)
         data = _models.multinomial_data(

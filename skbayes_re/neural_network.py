@@ -10,27 +10,18 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseBayesianRegressor
+from ._base import BaseBayesianRegressor, LikelihoodMixin
+from ._linear_base import per_row_arrays
+from ._network_draws import (
+    implausible_beside_linear_model,
+    network_mean,
+    network_posterior_variables,
+)
 from ._validation import seed_from_random_state
 
 __all__ = ["RandomEffectsMLPRegressor"]
 
-_CHUNK_CELLS = 4_000_000  # rows x weight draws x layer width evaluated at once
 _WARM_WEIGHT_SD = 0.05  # starting sd of the network weights after the MAP stage
-_NOISE_TOLERANCE = 1.25  # a fitted noise sd this far above the linear model's warns
-_GROUP_SD_FACTOR = 3.0  # and a group sd this many times off the linear model's
-
-
-def _activate(values: np.ndarray, activation: str) -> np.ndarray:
-    if activation == "tanh":
-        return np.tanh(values, out=values)
-    if activation == "relu":
-        return np.maximum(values, 0.0, out=values)
-    if activation == "logistic":
-        from scipy.special import expit
-
-        return expit(values, out=values)
-    return values
 
 
 def _check_hidden_layer_sizes(hidden_layer_sizes) -> tuple[int, ...]:
@@ -48,7 +39,7 @@ def _check_hidden_layer_sizes(hidden_layer_sizes) -> tuple[int, ...]:
     return tuple(int(size) for size in sizes)
 
 
-class RandomEffectsMLPRegressor(BaseBayesianRegressor):
+class RandomEffectsMLPRegressor(LikelihoodMixin, BaseBayesianRegressor):
     """Multi-layer perceptron plus random intercepts for grouped data, fitted jointly.
 
     The model, on internally standardised features and target, is
@@ -82,6 +73,17 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
 
     A group label not seen in ``fit``, or a missing one, gets the population-level prediction
     with the spread of a new group's intercept ``Normal(0, sigma_k)`` added.
+
+    With ``likelihood`` other than ``"gaussian"`` the same mean function is the linear
+    predictor of that family, ``y ~ Family(eta, theta)`` with ``eta = alpha + X beta +
+    MLP(X) + offset + sum_k u_k[g_k]`` (the log of the mean for counts; the location for
+    Student-t noise, whose scale and degrees of freedom are learned), as in
+    :class:`RandomInterceptRegressor`: written per row (``_models/network_glmm.py``), in
+    minibatches beyond 200,000 rows, and started from the linear model's fit (the Laplace
+    mode for counts) and a perceptron fitted by L-BFGS to its working residuals. There is
+    no exact route: ``method="auto"`` is mean-field ADVI. ``predict`` is the posterior mean
+    of ``y`` (for counts, of ``exp(eta)``), and intervals and ``sample_y`` come from the
+    family.
 
     Parameters
     ----------
@@ -142,7 +144,16 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         random block of ``batch_size`` rows, its log-likelihood scaled up to the full data,
         so a step's cost no longer grows with the row count. Every row is visited once per
         epoch in a fresh random order, so each group's rows enter the batches in proportion.
-        ``None`` uses every row at every step, the better choice below ~100,000 rows.
+        ``None`` uses every row at every step, the better choice below ~100,000 rows
+        (beyond 200,000 rows a non-Gaussian likelihood takes batches of 50,000).
+    likelihood : {"gaussian", "student_t", "poisson", "negative_binomial"}, \
+            default="gaussian"
+        The family of ``y`` given its mean: Gaussian noise, Student-t noise (heavy tails,
+        degrees of freedom learned), or counts with a log link (negative binomial:
+        dispersion learned). Count families need non-negative ``y``.
+    offset : str, int or None, default=None
+        A column of ``X`` added to the linear predictor with coefficient 1 (log exposure
+        for counts), not a network input, as in :class:`RandomInterceptRegressor`.
 
     Attributes
     ----------
@@ -160,7 +171,12 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         Posterior mean of the output bias on the original scale (the intercept of the linear
         part and the perceptron together).
     sigma_ : float
-        Posterior mean noise standard deviation.
+        Posterior mean noise standard deviation (Gaussian and Student-t likelihoods).
+    nu_ : float
+        Posterior mean degrees of freedom (``likelihood="student_t"``).
+    dispersion_ : float
+        Posterior mean dispersion (``likelihood="negative_binomial"``: variance
+        ``mu + mu^2 / dispersion``).
     group_effects_ : dict
         Grouping column (name, or position for arrays) -> ``pandas.Series`` of posterior mean
         intercept offsets indexed by group label.
@@ -218,6 +234,7 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         "alpha": [Interval(numbers.Real, 0, None, closed="neither")],
         "weights": [StrOptions({"map", "bayesian"})],
         "groups": [str, "array-like", None],
+        **LikelihoodMixin._parameter_constraints,
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
     }
 
@@ -239,8 +256,12 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         verbose=0,
         missing_features="model",
         batch_size=None,
+        likelihood="gaussian",
+        offset=None,
     ):
         self.batch_size = batch_size
+        self.likelihood = likelihood
+        self.offset = offset
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.alpha = alpha
@@ -270,6 +291,8 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
                 "method='advi', or weights='bayesian' with method='fullrank_advi'."
             )
         self._hidden_sizes = sizes
+        if self.likelihood != "gaussian":
+            return self._per_row_spec(features, target, codes, n_groups, weights, offset)
         # NumPy's column means round differently for C- and Fortran-ordered input (a
         # DataFrame gives the latter), and a network's optimisation amplifies last-bit
         # differences in its data. Rounding the standardised features to 1e-10 (far below any
@@ -294,6 +317,43 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
             "row_data": _models.mlp_row_data(data),
             "batch_size": self.batch_size,
             "move": _models.group_scale_move(self.prior_scale),
+        }
+
+    def _per_row_spec(self, features, target, codes, n_groups, weights, offset) -> dict:
+        """A likelihood without sufficient statistics: the network's per-row model
+        (``_models/network_glmm.py``), in minibatches beyond ``MINIBATCH_ROWS`` rows (of
+        ``batch_size`` rows when given)."""
+        from . import _models
+
+        family = _models.family_named(self.likelihood)
+        if offset is not None:
+            offset = offset / float(self._y_scaler.scale)
+        features, target, codes, offset, weights, minibatch = per_row_arrays(
+            self, features, target, codes, offset, weights, family.merges_rows
+        )
+        np.round(features, 10, out=features)  # as the Gaussian route's (see above)
+        data = _models.mlp_glmm_data(
+            *(features, target, codes, n_groups, offset, weights),
+            *(self.prior_scale, family, self._hidden_sizes, self.alpha),
+        )
+        seed = seed_from_random_state(self.random_state)
+        start = _models.mlp_glmm_start(data, family.name, self.activation, self.alpha, seed)
+        data = _models.mark_centred_glmm(data, start)
+        self._linear_reference = (None, _start_group_sds(start[0], len(codes)))
+        point = _models.mlp_weight_names(len(self._hidden_sizes)) if self.weights == "map" else ()
+        return {
+            "key": _models.mlp_glmm_structure(data, family.name, self.activation, self.weights),
+            "build": functools.partial(
+                _models.build_mlp_glmm, family_name=family.name, activation=self.activation
+            ),
+            "data": data,
+            "init": _models.glmm_init(data, start),
+            "point": frozenset(point),
+            "move": _models.group_scale_move(self.prior_scale),
+            "complete": _models.glmm_complete_draws(data),
+            "row_data": _models.glmm_row_data(data) if minibatch else (),
+            "rows_shuffled": minibatch,
+            "batch_size": (self.batch_size or _models.MINIBATCH_SIZE) if minibatch else None,
         }
 
     def _exact_route(self, data: dict) -> bool:
@@ -350,63 +410,29 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         """
         if self.weights != "bayesian":
             return super()._run_engine(spec, n_obs)
-        from dataclasses import replace
-
-        from ._inference import fit_advi
+        from ._inference import fit_advi_from_point
         from ._models import mlp_weight_names
 
-        names = frozenset(mlp_weight_names(len(self._hidden_sizes)))
-        seeds = np.random.default_rng(seed_from_random_state(self.random_state)).integers(
-            np.iinfo(np.int32).max, size=2
-        )
-        common = {
-            "n_obs": n_obs,
-            "learning_rate": self.learning_rate,
-            "max_iter": self.max_iter,
-            "tol": self.tol,
-            "verbose": self.verbose,
-            "row_data": spec["row_data"],
-            "batch_size": spec["batch_size"],
-            "move": spec["move"],
-        }
-        first = fit_advi(
+        return fit_advi_from_point(
             (*spec["key"][:-1], "map"),
-            spec["build"],
-            spec["data"],
-            method="advi",
-            n_draws=1,
-            random_state=int(seeds[0]),
-            init=spec["init"],
-            point_blocks=names,
-            **common,
-        )
-
-        def warm_start(shapes, rng):
-            sds = {
-                name: np.full(shapes[name], _WARM_WEIGHT_SD) if name in names else sd
-                for name, sd in first.sd.items()
-            }
-            return dict(first.mean), sds
-
-        second = fit_advi(
             spec["key"],
             spec["build"],
             spec["data"],
+            point_blocks=frozenset(mlp_weight_names(len(self._hidden_sizes))),
+            point_sd=_WARM_WEIGHT_SD,
+            init=spec["init"],
             method=self._engine_method(),
             n_draws=self.n_posterior_samples,
-            random_state=int(seeds[1]),
-            init=warm_start,
-            **common,
-        )
-        timings = {
-            name: first.timings.get(name, 0.0) + second.timings.get(name, 0.0)
-            for name in {**first.timings, **second.timings}
-        }
-        return replace(
-            second,
-            loss_curve=[*first.loss_curve, *second.loss_curve],
-            n_iter=first.n_iter + second.n_iter,
-            timings=timings,
+            random_state=seed_from_random_state(self.random_state),
+            n_obs=n_obs,
+            learning_rate=self.learning_rate,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            verbose=self.verbose,
+            row_data=spec["row_data"],
+            batch_size=spec["batch_size"],
+            rows_shuffled=spec.get("rows_shuffled", False),
+            move=spec["move"],
         )
 
     def _store_fit(self, draws: dict, n_seen: list[int]) -> dict:
@@ -417,7 +443,8 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         if self.weights == "map":  # one point estimate, kept with a draw axis of length 1
             for name in mlp_weight_names(n_layers):
                 draws[name] = draws[name].mean(axis=0, keepdims=True)
-        kept = mlp_re_to_original(draws, self._x_scaler, self._y_scaler, n_layers, n_seen)
+        scalers = (self._x_scaler, self._y_scaler)
+        kept = mlp_re_to_original(draws, *scalers, n_layers, n_seen, self._family_name)
         self.coef_ = kept["coef"].mean(axis=0)
         self.coefs_ = [coef.mean(axis=0) for coef in kept["coefs"]]
         self.intercepts_ = [bias.mean(axis=0) for bias in kept["intercepts"]]
@@ -431,16 +458,8 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
         reference = vars(self).pop("_linear_reference")
         if reference is None or np.all(self._y_scaler.constant):  # fitted at once, exactly
             return
-        noise, group_sds = reference
-        fitted = float(np.mean(draws["sigma"]))
-        problems = []
-        if fitted > _NOISE_TOLERANCE * noise:
-            problems.append(f"noise sd {fitted:.3g} against {noise:.3g}")
-        for k, (name, reference) in enumerate(zip(self._group_names, group_sds, strict=True)):
-            group_sd = float(np.mean(draws[f"sigma_group_{k}"]))
-            informative = n_seen[k] >= 5 and reference > 0.05 * noise
-            if informative and not 1 / _GROUP_SD_FACTOR < group_sd / reference < _GROUP_SD_FACTOR:
-                problems.append(f"group sd of {name!r} {group_sd:.3g} against {reference:.3g}")
+        names = self._group_names
+        problems = implausible_beside_linear_model(reference, draws, names, n_seen)
         if problems:
             warnings.warn(
                 "The network's fit is implausible beside the random-intercept linear model it "
@@ -452,42 +471,12 @@ class RandomEffectsMLPRegressor(BaseBayesianRegressor):
             )
 
     def _mean_function(self, features: np.ndarray) -> np.ndarray:
-        coefs, intercepts = self._draws["coefs"], self._draws["intercepts"]
-        n_weight_draws = coefs[0].shape[0]
-        widest = max(coef.shape[-1] for coef in coefs)
-        step = max(1, _CHUNK_CELLS // (n_weight_draws * max(widest, features.shape[1], 1)))
-        pieces = []
-        for start in range(0, features.shape[0], step):
-            hidden = features[None, start : start + step, :]
-            for coef, bias in zip(coefs[:-1], intercepts[:-1], strict=True):
-                hidden = _activate(hidden @ coef + bias[:, None, :], self.activation)
-            pieces.append((hidden @ coefs[-1])[..., 0].T)  # (rows, weight draws)
-        network = np.concatenate(pieces) if pieces else np.zeros((0, n_weight_draws))
-        linear = features @ self._draws["coef"].T  # (rows, draws)
-        return linear + network + intercepts[-1][:, 0][None, :]
+        return network_mean(self._draws, features, self.activation)
 
     def _posterior_variables(self):
-        names = self._fixed_feature_names()
-        coefs, intercepts = self._draws["coefs"], self._draws["intercepts"]
-        n_draws = self._draws["sigma"].shape[0]
-        values, dims, coords = {}, {}, {"feature": names}
-        previous = "feature"
-        for layer, (coef, bias) in enumerate(zip(coefs[:-1], intercepts[:-1], strict=True)):
-            dim = f"hidden_{layer}"
-            coords[dim] = list(range(coef.shape[-1]))
-            values[f"coef_{layer}"] = _with_draws(coef, n_draws)
-            values[f"bias_{layer}"] = _with_draws(bias, n_draws)
-            dims[f"coef_{layer}"] = [previous, dim]
-            dims[f"bias_{layer}"] = [dim]
-            previous = dim
-        values["coef_out"] = _with_draws(coefs[-1][..., 0], n_draws)
-        dims["coef_out"] = [previous]
-        values["coef"] = self._draws["coef"]
-        dims["coef"] = ["feature"]
-        values["intercept"] = intercepts[-1][:, 0]
-        return values, dims, coords
+        return network_posterior_variables(self._draws, self._fixed_feature_names())
 
 
-def _with_draws(values: np.ndarray, n_draws: int) -> np.ndarray:
-    """Repeat a point estimate (draw axis of length 1) over the posterior draws."""
-    return np.broadcast_to(values, (n_draws, *values.shape[1:])).copy()
+def _start_group_sds(means: dict, n_factors: int) -> list[float]:
+    """The group sds of a per-row start (standardised scale)."""
+    return [float(np.exp(means[f"sigma_group_{k}_log__"])) for k in range(n_factors)]

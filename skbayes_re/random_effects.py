@@ -45,8 +45,10 @@ class RandomInterceptRegressor(RegressorMixin, LinearMixedBase):
         learned (``nu_k ~ Gamma(2, 0.1)``, ``group_nu_``), for groups of which a few sit far
         out: normal groups then inflate ``sigma_k``, and intervals for new groups come out too
         wide for the typical group. A new group's effect is then drawn once per posterior
-        draw. Gaussian likelihood and random intercepts only (a ``ValueError`` otherwise);
-        with fewer than 30 rows the groups are fitted as normal, with a warning.
+        draw. Random intercepts only (a ``ValueError`` with random slopes), under any
+        likelihood (with the others than the Gaussian the effects are centred
+        ``StudentT(nu_k, 0, sigma_k)`` in the per-row model); with fewer than 30 rows a
+        Gaussian model's groups are fitted as normal, with a warning.
     likelihood : {"gaussian", "student_t", "poisson", "negative_binomial"}, \
             default="gaussian"
         The target's distribution given the linear predictor ``eta``. ``"gaussian"``:
@@ -281,8 +283,10 @@ class RandomEffectsRegressor(RegressorMixin, LinearMixedBase):
         learned (``nu_k ~ Gamma(2, 0.1)``, ``group_nu_``), for groups of which a few sit far
         out: normal groups then inflate ``sigma_k``, and intervals for new groups come out too
         wide for the typical group. A new group's effect is then drawn once per posterior
-        draw. Gaussian likelihood and random intercepts only (a ``ValueError`` otherwise);
-        with fewer than 30 rows the groups are fitted as normal, with a warning.
+        draw. Random intercepts only (a ``ValueError`` with random slopes), under any
+        likelihood (with the others than the Gaussian the effects are centred
+        ``StudentT(nu_k, 0, sigma_k)`` in the per-row model); with fewer than 30 rows a
+        Gaussian model's groups are fitted as normal, with a warning.
     likelihood : {"gaussian", "student_t", "poisson", "negative_binomial"}, \
             default="gaussian"
         The target's distribution given the linear predictor ``eta``. ``"gaussian"``:

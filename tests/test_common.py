@@ -29,6 +29,9 @@ ESTIMATORS = [
     RandomEffectsMLPRegressor(random_state=0),
     RandomEffectsMLPRegressor(weights="bayesian", random_state=0),
     RandomEffectsMLPRegressor(groups=[0], random_state=0),
+    RandomEffectsMLPRegressor(likelihood="student_t", random_state=0),
+    RandomEffectsMLPRegressor(likelihood="poisson", random_state=0),
+    RandomEffectsMLPRegressor(groups=[0], likelihood="poisson", random_state=0),
 ]
 
 
@@ -53,7 +56,7 @@ def expected_failed_checks(estimator) -> dict[str, str]:
             )
         }
     if (
-        type(estimator).__name__ == "BayesianLinearRegressor"
+        type(estimator).__name__ in ("BayesianLinearRegressor", "RandomEffectsMLPRegressor")
         and estimator.likelihood == "student_t"
     ):
         return {
@@ -61,11 +64,14 @@ def expected_failed_checks(estimator) -> dict[str, str]:
                 "the check's rows are fitted almost exactly by a line, so the Student-t "
                 "scale and degrees of freedom start from a likelihood maximised over residuals "
                 "near 0, which weighted and repeated rows reach only to about 1e-5; "
-                "predictions then differ by up to 2.5e-4 where 1e-7 is asked"
+                "predictions then differ by up to 2.5e-4 (the network: 4.4e-4) where 1e-7 is "
+                "asked"
             )
         }
-    if type(estimator).__name__ == "RandomEffectsMLPRegressor" and isinstance(
-        estimator.groups, list
+    if (
+        type(estimator).__name__ == "RandomEffectsMLPRegressor"
+        and isinstance(estimator.groups, list)
+        and estimator.likelihood == "gaussian"
     ):
         return {
             "check_sample_weight_equivalence_on_dense_data": (

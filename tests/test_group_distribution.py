@@ -1,4 +1,5 @@
-"""Heavy-tailed groups: ``group_distribution="student_t"`` on the Gaussian mixed models."""
+"""Heavy-tailed groups: ``group_distribution="student_t"`` on the mixed models (Gaussian
+and per-row likelihoods)."""
 
 import pickle
 import warnings
@@ -100,10 +101,6 @@ def test_what_student_t_groups_do_not_cover_is_refused_by_name():
         RandomEffectsRegressor(
             groups=["g"], random_slopes={"g": ["x"]}, group_distribution="student_t"
         ).fit(X, y)
-    with pytest.raises(ValueError, match="group_distribution='student_t' needs likelihood"):
-        RandomInterceptRegressor(
-            groups=["g"], group_distribution="student_t", likelihood="student_t"
-        ).fit(X, y)
     with pytest.raises(ValueError, match="group_distribution"):
         RandomInterceptRegressor(groups=["g"], group_distribution="cauchy").fit(X, y)
 
@@ -115,3 +112,37 @@ def test_few_rows_fit_normal_groups_and_say_so():
             groups=["g"], group_distribution="student_t", random_state=0
         ).fit(X, y)
     assert model.loss_curve_ == [] and not hasattr(model, "group_nu_")
+
+
+def poisson_counts(seed, effects, n_rows=8000):
+    """Counts ``y ~ Poisson(exp(0.5 + 0.3 x + u[g]))`` over the groups of ``effects``."""
+    rng = np.random.default_rng(seed)
+    groups = rng.integers(0, len(effects), n_rows)
+    x = rng.normal(size=n_rows)
+    y = rng.poisson(np.exp(0.5 + 0.3 * x + effects[groups])).astype(float)
+    return pd.DataFrame({"x": x, "g": pd.Categorical(groups)}), y
+
+
+def test_student_t_groups_of_counts_predict_new_groups_better():
+    """Poisson counts with 0.3 t(2) group effects: 200 groups in fit, 200 new ones held out.
+    Normal groups inflate the group sd and spread a new group's prediction too wide for the
+    typical group. Measured: mean log predictive density of the new groups' rows -20.6
+    (normal) and -12.1 (Student-t); group_nu_ 3.6; group sd 0.67 and 0.40."""
+    from skbayes_re.metrics import log_predictive_density
+
+    effects = 0.3 * np.random.default_rng(5).standard_t(2.0, 400)
+    X, y = poisson_counts(0, effects[:200])
+    X_new, y_new = poisson_counts(1, effects[200:])
+    X_new["g"] = pd.Categorical(X_new["g"].astype(int) + 200)
+    scores, fits = {}, {}
+    for name in ("normal", "student_t"):
+        fits[name] = RandomInterceptRegressor(
+            likelihood="poisson", group_distribution=name, random_state=0
+        ).fit(X, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # every label is new, on purpose
+            scores[name] = float(np.mean(log_predictive_density(fits[name], X_new, y_new)))
+    assert scores["student_t"] > scores["normal"] + 3.0
+    assert fits["student_t"].group_nu_["g"] < 6.0
+    assert fits["student_t"].group_sd_["g"] < 0.8 * fits["normal"].group_sd_["g"]
+    assert "group_nu_g" in fits["student_t"].posterior_.posterior

@@ -323,9 +323,9 @@ def test_a_diverging_fit_is_never_silent(seed):
 
 def test_an_implausible_fit_warns_against_the_linear_model(monkeypatch):
     """A fit whose noise sd ends far above the linear model's warns, naming both."""
-    from skbayes_re import neural_network
+    from skbayes_re import _network_draws
 
     X, y = linear_truth(300, seed=0)
-    monkeypatch.setattr(neural_network, "_NOISE_TOLERANCE", 0.5)  # any fit is now implausible
+    monkeypatch.setattr(_network_draws, "_NOISE_TOLERANCE", 0.5)  # any fit is now implausible
     with pytest.warns(ConvergenceWarning, match="noise sd .* against"):
         RandomEffectsMLPRegressor(random_state=0).fit(X, y)

@@ -28,6 +28,7 @@ back-transform together:
 * ``network_start``: its starting perceptron (scikit-learn's L-BFGS; NumPy only);
 * ``network_exact``: that model with point-estimated weights and its linear part exact
   (NumPy only);
+* ``network_glmm``: the network mean function for any family but the Gaussian, per row;
 * ``families``: the likelihood families (one module each: name, link, support, log density,
   predictive pieces);
 * ``glmm``: the linear mixed model for any family but the Gaussian, written per row;
@@ -84,11 +85,15 @@ _EXPORTS = {
         "MINIBATCH_ROWS",
         "MINIBATCH_SIZE",
         "build_glmm",
+        "family_loglik",
         "glmm_complete_draws",
         "glmm_data",
         "glmm_init",
+        "glmm_linear_predictor",
         "glmm_start",
+        "glmm_start_predictor",
         "mark_centred_glmm",
+        "mark_student_t_glmm",
         "glmm_row_data",
         "glmm_structure",
         "glmm_to_original",
@@ -114,6 +119,12 @@ _EXPORTS = {
         "linear_init",
     ],
     "network_exact": ["network_exact_draws", "use_network_exact"],
+    "network_glmm": [
+        "build_mlp_glmm",
+        "mlp_glmm_data",
+        "mlp_glmm_start",
+        "mlp_glmm_structure",
+    ],
     "network": [
         "build_mlp_re_model",
         "mlp_few_rows_draws",

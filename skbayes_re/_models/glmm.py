@@ -27,7 +27,7 @@ import pytensor.tensor as pt
 
 from ._ops import count_prefixed, matmul, rows_of
 from .families import family_named
-from .gaussian import gaussian_re_start
+from .gaussian import NU_PRIOR, gaussian_re_start
 from .gaussian_draws import gaussian_re_to_original
 from .laplace_start import first_predictor, laplace_applies, laplace_start, working_response
 from .slopes import correlated_effects, lkj_cholesky_numpy
@@ -37,11 +37,15 @@ __all__ = [
     "MINIBATCH_ROWS",
     "MINIBATCH_SIZE",
     "build_glmm",
+    "family_loglik",
     "glmm_complete_draws",
     "glmm_data",
     "glmm_init",
+    "glmm_linear_predictor",
     "glmm_start",
+    "glmm_start_predictor",
     "mark_centred_glmm",
+    "mark_student_t_glmm",
     "glmm_row_data",
     "glmm_structure",
     "glmm_to_original",
@@ -116,33 +120,48 @@ def glmm_structure(data: dict, family_name: str) -> tuple:
     has_features = data["features"].shape[1] > 0
     centred = tuple(k for k in range(len(_factor_sizes(data))) if f"centred_{k}" in data)
     sweeping = _sweeping_factor(data)
-    return ("glmm", family_name, has_features, _factor_sizes(data), centred, sweeping)
+    key = ("glmm", family_name, has_features, _factor_sizes(data), centred, sweeping)
+    heavy = tuple(k for k in range(len(_factor_sizes(data))) if f"student_t_{k}" in data)
+    return (*key, "student_t", heavy) if heavy else key
 
 
 def build_glmm(data: dict, family_name: str) -> pm.Model:
     """Build the per-row model of the module docstring on ``pm.Data``."""
-    family = family_named(family_name)
     with pm.Model(check_bounds=False) as model:
         box = {name: pm.Data(name, value) for name, value in data.items()}
-        scale = box["prior_scale"]
-        alpha = pm.Normal("alpha", 0.0, scale)
-        eta = box["link_centre"] + box["offset"]
-        beta = None
-        if data["features"].shape[1] > 0:
-            beta = pm.Normal("beta", 0.0, scale, shape=(box["features"].shape[1],))
-            eta = eta + pt.sum(matmul(box["features"], beta[:, None]), axis=1)
-        sweeping = _sweeping_factor(data)
-        if sweeping is None:
-            eta = eta + alpha
-        for k, size in enumerate(_factor_sizes(data)):
-            if k == sweeping:
-                eta = eta + _swept_intercepts(box, scale, k, alpha, beta)
-            else:
-                eta = eta + _factor_term(box, scale, k, size)
-        params = family.add_priors(box, scale)
-        log_density = family.log_density(box["target"], eta, params)
-        pm.Potential("loglik", box["batch_scale"] * pt.sum(box["row_weight"] * log_density))
+        family_loglik(box, glmm_linear_predictor(box, data), family_name)
     return model
+
+
+def glmm_linear_predictor(box: dict, data: dict):
+    """The linear predictor ``eta`` of every row present, its priors created in the model
+    being built: offset, ``c``, fixed part and each factor's effects (the per-row models of
+    other mean functions add their own terms to it)."""
+    scale = box["prior_scale"]
+    alpha = pm.Normal("alpha", 0.0, scale)
+    eta = box["link_centre"] + box["offset"]
+    beta = None
+    if data["features"].shape[1] > 0:
+        beta = pm.Normal("beta", 0.0, scale, shape=(box["features"].shape[1],))
+        eta = eta + pt.sum(matmul(box["features"], beta[:, None]), axis=1)
+    sweeping = _sweeping_factor(data)
+    if sweeping is None:
+        eta = eta + alpha
+    for k, size in enumerate(_factor_sizes(data)):
+        if k == sweeping:
+            eta = eta + _swept_intercepts(box, scale, k, alpha, beta)
+        else:
+            eta = eta + _factor_term(box, scale, k, size)
+    return eta
+
+
+def family_loglik(box: dict, eta, family_name: str) -> None:
+    """The family's own parameters and its log likelihood of the rows present (weighted,
+    scaled by ``batch_scale``), in the model being built."""
+    family = family_named(family_name)
+    params = family.add_priors(box, box["prior_scale"])
+    log_density = family.log_density(box["target"], eta, params)
+    pm.Potential("loglik", box["batch_scale"] * pt.sum(box["row_weight"] * log_density))
 
 
 def _sweeping_factor(data: dict) -> int | None:
@@ -172,6 +191,10 @@ def _factor_term(box, scale, k: int, size: int):
     code, n_groups = box[f"group_{k}"], box[f"groups_{k}"].shape[0]
     if size == 1:
         sigma_k = pm.HalfNormal(f"sigma_group_{k}", scale)
+        if f"student_t_{k}" in box:  # centred, as the Gaussian model's (``gaussian.py``)
+            nu_k = pm.Gamma(f"nu_group_{k}", alpha=NU_PRIOR[0], beta=NU_PRIOR[1])
+            u_k = pm.StudentT(f"u_group_{k}", nu=nu_k, mu=0.0, sigma=sigma_k, shape=(n_groups,))
+            return u_k[code]
         if f"centred_{k}" in box:
             return pm.Normal(f"u_group_{k}", 0.0, sigma_k, shape=(n_groups,))[code]
         return (sigma_k * pm.Normal(f"z_group_{k}", 0.0, 1.0, shape=(n_groups,)))[code]
@@ -239,6 +262,17 @@ def glmm_start(data: dict, family_name: str, slopes: list[list[int]]) -> tuple[d
     return means | own_means, sds | own_sds
 
 
+def mark_student_t_glmm(data: dict) -> dict:
+    """Give every random-intercept factor Student-t group effects (``student_t_<k>``; see
+    :func:`_factor_term`): centred, ``u_k ~ StudentT(nu_k, 0, sigma_k)``, the degrees of
+    freedom learned with the Gaussian model's prior (``gaussian.NU_PRIOR``)."""
+    marked = dict(data)
+    for k, size in enumerate(_factor_sizes(data)):
+        if size == 1:
+            marked[f"student_t_{k}"] = np.asarray(1.0)
+    return marked
+
+
 def mark_centred_glmm(data: dict, start: tuple[dict, dict]) -> dict:
     """Mark (``centred_<k>``) the random-intercept factors whose groups the data inform well:
     where the start's conditional variance of a group's effect is on average under half its
@@ -250,7 +284,11 @@ def mark_centred_glmm(data: dict, start: tuple[dict, dict]) -> dict:
     for k, size in enumerate(_factor_sizes(data)):
         if size == 1 and np.mean(np.square(sds.get(f"z_group_{k}", 1.0))) < 0.5:
             marked[f"centred_{k}"] = np.asarray(1.0)
-    centred = [k for k in range(len(_factor_sizes(data))) if f"centred_{k}" in marked]
+    centred = [
+        k
+        for k in range(len(_factor_sizes(data)))
+        if f"centred_{k}" in marked and f"student_t_{k}" not in marked  # normal groups only
+    ]
     if centred:  # the one with most groups carries the fixed part (``_swept_intercepts``)
         k = max(centred, key=lambda k: len(data[f"groups_{k}"]))
         marked[f"group_means_{k}"] = _group_means(data, k)
@@ -277,7 +315,10 @@ def glmm_init(data: dict, start: tuple[dict, dict]):
     effects ``u = sigma z`` (means and sds)."""
     means, sds = dict(start[0]), dict(start[1])
     for k in range(len(_factor_sizes(data))):
-        if f"centred_{k}" in data:
+        if f"student_t_{k}" in data:
+            means[f"nu_group_{k}_log__"] = np.log(NU_PRIOR[0] / NU_PRIOR[1])
+            sds[f"nu_group_{k}_log__"] = 0.5
+        if f"centred_{k}" in data or f"student_t_{k}" in data:
             sigma_k = np.exp(means[f"sigma_group_{k}_log__"])
             means[f"u_group_{k}"] = sigma_k * means.pop(f"z_group_{k}")
             sds[f"u_group_{k}"] = sigma_k * np.asarray(sds.pop(f"z_group_{k}"))
@@ -293,6 +334,13 @@ def glmm_init(data: dict, start: tuple[dict, dict]):
         return start_means, start_sds
 
     return init
+
+
+def glmm_start_predictor(data: dict, means: dict) -> np.ndarray:
+    """The linear predictor (without offset and ``c``) at a start's means, random
+    intercepts only."""
+    codes = [data[f"group_{k}"] for k in range(count_prefixed(data, "groups_"))]
+    return _start_predictor(data, means, codes, [[] for _ in codes])
 
 
 def _start_predictor(data, means, codes, slopes) -> np.ndarray:

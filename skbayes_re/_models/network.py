@@ -22,6 +22,7 @@ import pytensor.tensor as pt
 
 from .._validation import BLOCK_ROWS
 from ._ops import count_prefixed, matmul
+from .families import family_named
 from .few_rows import few_rows_draws
 from .gaussian import (
     gaussian_loglik,
@@ -260,15 +261,18 @@ def mlp_linear_reference(data: dict[str, np.ndarray]) -> tuple[float, list[float
     return float(np.exp(start["sigma_log__"])), group_sds
 
 
-def mlp_re_to_original(draws, x_scaler, y_scaler, n_layers: int, n_groups: list[int]) -> dict:
-    """Map standardised-scale draws to the user's units.
+def mlp_re_to_original(
+    draws, x_scaler, y_scaler, n_layers: int, n_groups: list[int], family_name="gaussian"
+) -> dict:
+    """Map standardised-scale draws to the user's units (of either network model: the
+    per-row one's ``alpha`` holds ``c`` already, see ``glmm.glmm_complete_draws``).
 
     The feature standardisation is folded into the first layer and the target's into the
     output layer, so ``X coef + MLP(X)`` evaluated on raw features gives the original-scale
     mean. Returns ``coef`` (S, p; the linear part), ``coefs`` and ``intercepts`` (lists over
     layers, output layer last, each with a leading draw axis; the output bias holds the
-    intercept of the linear part too), ``sigma`` (S,), and per factor ``effects`` (S, G_k;
-    seen groups only) and ``group_sd`` (S,).
+    intercept of the linear part too), the family's own parameters (``sigma`` (S,) for the
+    Gaussian), and per factor ``effects`` (S, G_k; seen groups only) and ``group_sd`` (S,).
     """
     y_mean, y_scale = float(y_scaler.mean), float(y_scaler.scale)
     coefs = [draws[f"coef_{layer}"] for layer in range(n_layers)] + [draws["coef_out"][..., None]]
@@ -277,7 +281,7 @@ def mlp_re_to_original(draws, x_scaler, y_scaler, n_layers: int, n_groups: list[
     shift = np.einsum("p,spq->sq", x_scaler.mean / x_scaler.scale, first)
     coefs[0] = first / x_scaler.scale[None, :, None]
     coefs[-1] = y_scale * coefs[-1]
-    beta = draws["beta"]
+    beta = draws.get("beta", np.zeros((len(draws["alpha"]), 0)))  # no feature: no linear part
     linear_shift = beta @ (x_scaler.mean / x_scaler.scale)
     if n_layers:
         intercepts[0] = intercepts[0] - shift
@@ -286,11 +290,14 @@ def mlp_re_to_original(draws, x_scaler, y_scaler, n_layers: int, n_groups: list[
     output_bias = y_mean + y_scale * (draws["alpha"] - linear_shift)
     intercepts.append(output_bias[:, None])
     effects, group_sd, _ = group_effects_to_original(draws, y_scale, n_groups)
+    if family_name == "gaussian":
+        own = {"sigma": y_scale * draws["sigma"]}
+    else:
+        own = family_named(family_name).to_original(draws, y_scale)
     return {
         "coef": y_scale * beta / x_scaler.scale,
         "coefs": coefs,
         "intercepts": intercepts,
-        "sigma": y_scale * draws["sigma"],
         "effects": effects,
         "group_sd": group_sd,
-    }
+    } | own

@@ -17,6 +17,7 @@ __all__ = [
     "PRETRAIN_ROWS",
     "pretrain",
     "pretrain_rows",
+    "refit",
     "statistics_with_perceptron",
     "weights_of",
 ]
@@ -71,6 +72,13 @@ def pretrain(features, residual, weight, sizes, activation, alpha, rng):
     n_effective = weight[held].sum() ** 2 / np.sum(weight[held] ** 2)
     spread = np.sqrt(mean((gain - mean(gain)) ** 2) / n_effective)
     return best if mean(gain) > 2.0 * spread else None
+
+
+def refit(network, features, target, weight, max_iter: int):
+    """Continue training a fitted ``MLPRegressor`` on new targets, from its weights, for at
+    most ``max_iter`` L-BFGS iterations."""
+    network.set_params(max_iter=max_iter, warm_start=True)
+    return _quietly(network.fit, features, target, weight)
 
 
 def _fit_network(features, target, weight, sizes, activation, alpha, rng):
